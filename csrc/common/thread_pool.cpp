@@ -1,0 +1,180 @@
+// The thread pool: workers spin briefly on a generation counter (a wake-up
+// through a condition variable costs tens of microseconds, as much as a small
+// GEMM), then sleep. One parallel_for runs at a time; a caller that finds the
+// pool busy runs its work alone, which gives the same bits.
+#include "common/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+namespace pb {
+namespace {
+
+int threads_from_env() {
+    const char* env = std::getenv("PYBACKPROP_NUM_THREADS");
+    if (env != nullptr && *env != '\0') {
+        char* end = nullptr;
+        long n = std::strtol(env, &end, 10);
+        if (end != env && *end == '\0' && n >= 1 && n <= 1024) return static_cast<int>(n);
+    }
+    unsigned hw = std::thread::hardware_concurrency();
+    return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+class Pool {
+public:
+    static Pool& instance() {
+        // Leaked on purpose: worker threads must not be joined during static
+        // destruction at interpreter exit.
+        static Pool* pool = new Pool();
+        return *pool;
+    }
+
+    int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
+
+    void set_num_threads(int n) {
+        std::lock_guard<std::mutex> run(run_mutex_);
+        num_threads_.store(n, std::memory_order_relaxed);
+    }
+
+    void run(index_t n_tasks, double work, RangeFn fn) {
+        if (n_tasks <= 0) return;
+        index_t by_work = static_cast<index_t>(work / kMinWorkPerThread);
+        index_t n = std::min<index_t>({static_cast<index_t>(num_threads()), n_tasks, std::max<index_t>(by_work, 1)});
+        if (n <= 1) {
+            fn(0, n_tasks);
+            return;
+        }
+        std::unique_lock<std::mutex> run(run_mutex_, std::try_to_lock);
+        if (!run.owns_lock()) {  // another Python thread is using the pool
+            fn(0, n_tasks);
+            return;
+        }
+        ensure_workers(static_cast<int>(n) - 1);
+        job_fn_ = &fn;
+        job_tasks_ = n_tasks;
+        job_parts_ = n;
+        for (auto& e : errors_) e = nullptr;
+        errors_.resize(static_cast<size_t>(n));
+        remaining_.store(static_cast<int>(n) - 1, std::memory_order_relaxed);
+        {
+            // Wake exactly the workers that take part: each waits on its own ticket.
+            std::lock_guard<std::mutex> lk(m_);
+            ++generation_;
+            for (index_t i = 1; i < n; ++i)
+                workers_[static_cast<size_t>(i - 1)]->ticket.store(generation_, std::memory_order_release);
+        }
+        cv_start_.notify_all();
+        run_part(0);
+        // Wait for the workers: spin first, then sleep.
+        for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; ++spin) {
+            if (spin < 200000) {
+                cpu_relax();
+            } else {
+                std::unique_lock<std::mutex> lk(m_);
+                cv_done_.wait(lk, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
+            }
+        }
+        job_fn_ = nullptr;
+        for (auto& e : errors_)
+            if (e) std::rethrow_exception(e);
+    }
+
+private:
+    Pool() : num_threads_(threads_from_env()) {}
+
+    static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+
+    void run_part(index_t part) {
+        const index_t begin = job_tasks_ * part / job_parts_;
+        const index_t end = job_tasks_ * (part + 1) / job_parts_;
+        try {
+            if (begin < end) (*job_fn_)(begin, end);
+        } catch (...) {
+            errors_[static_cast<size_t>(part)] = std::current_exception();
+        }
+    }
+
+    // Workers are created on first need; after a fork() the child has none of
+    // the parent's threads, so they are created afresh there.
+    void ensure_workers(int needed) {
+        if (owner_pid_ != getpid()) {
+            workers_.clear();  // the threads do not exist in this process
+            owner_pid_ = getpid();
+        }
+        while (static_cast<int>(workers_.size()) < needed) {
+            Worker* w = new Worker();  // lives as long as its detached thread: the process
+            w->index = static_cast<index_t>(workers_.size()) + 1;
+            w->ticket.store(generation_, std::memory_order_relaxed);
+            std::thread t([this, w] { worker_loop(*w); });
+            t.detach();
+            workers_.push_back(w);
+        }
+    }
+
+    struct Worker {
+        index_t index = 0;
+        std::atomic<std::uint64_t> ticket{0};
+    };
+
+    void worker_loop(Worker& w) {
+        std::uint64_t seen = w.ticket.load(std::memory_order_acquire);
+        for (;;) {
+            int spin = 0;
+            while (w.ticket.load(std::memory_order_acquire) == seen) {
+                if (++spin < 20000) {
+                    cpu_relax();
+                } else {
+                    std::unique_lock<std::mutex> lk(m_);
+                    cv_start_.wait(lk, [&] { return w.ticket.load(std::memory_order_acquire) != seen; });
+                }
+            }
+            seen = w.ticket.load(std::memory_order_acquire);
+            run_part(w.index);
+            if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lk(m_);
+                cv_done_.notify_all();
+            }
+        }
+    }
+
+    std::atomic<int> num_threads_;
+    std::mutex run_mutex_;
+    std::mutex m_;
+    std::condition_variable cv_start_, cv_done_;
+    std::uint64_t generation_ = 0;  // guarded by m_
+    std::atomic<int> remaining_{0};
+    std::vector<Worker*> workers_;
+    pid_t owner_pid_ = getpid();
+    RangeFn* job_fn_ = nullptr;
+    index_t job_tasks_ = 0;
+    index_t job_parts_ = 0;
+    std::vector<std::exception_ptr> errors_;
+};
+
+}  // namespace
+
+int get_num_threads() { return Pool::instance().num_threads(); }
+
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
+    Pool::instance().set_num_threads(n);
+}
+
+void parallel_for(index_t n_tasks, double work, RangeFn fn) { Pool::instance().run(n_tasks, work, fn); }
+
+}  // namespace pb

@@ -1,0 +1,101 @@
+// Internal interface between the GEMM driver (gemm.cpp, compiled for any
+// x86-64) and the per-ISA kernels (gemm_generic.cpp, gemm_avx2.cpp).
+//
+// The driver owns loops 5, 4 and 3 of the BLIS loop nest (column blocks of B,
+// k-blocks, row blocks of A) and the packing decisions; each ISA file owns
+// loops 2 and 1 (the macro-kernel: micro-panels of B, micro-panels of A)
+// around its register-tile microkernel, the edge tiles, and the packing
+// routines. Nothing here is inline code, so the AVX2 file shares no COMDAT
+// with generic files.
+#pragma once
+#include "common/types.h"
+
+namespace pb {
+namespace gemm_detail {
+
+// ---------------------------------------------------------------------------
+// THE block-size table (one row per ISA and dtype).
+//
+// Sized for AMD Zen 4 (per core: L1d 32 KiB, L2 1 MiB; L3 32 MiB shared), and
+// sane for any recent x86-64 (32-48 KiB L1d, 512 KiB-2 MiB L2):
+//   mr x nr  register tile of the microkernel (accumulators fill the registers)
+//   kc       a kc x nr micro-panel of B stays in L1 (half of it)
+//   mc       an mc x kc block of A stays in L2 (about a quarter of it)
+//   nc       a kc x nc block of B stays in L3 (a few MiB)
+// kc is the *maximum*: the driver splits k into equal k-blocks of at most kc
+// (a function of k and the ISA only, so results never depend on threads).
+// ---------------------------------------------------------------------------
+struct BlockSizes {
+    int mr, nr;
+    index_t mc, kc, nc;
+};
+//                                              mr  nr   mc   kc    nc
+constexpr BlockSizes kBlocksAvx2F32{            6, 16, 144, 384, 3072};
+constexpr BlockSizes kBlocksAvx2F64{            6,  8,  96, 320, 3072};
+constexpr BlockSizes kBlocksGenericF32{         4,  8, 128, 256, 2048};
+constexpr BlockSizes kBlocksGenericF64{         4,  4, 128, 256, 2048};
+
+// One call of the macro-kernel: C[0:m, 0:n] = alpha * A B + beta * C with
+// A m x k and B k x n, where
+//   A(i, p) of row panel r = a[r*a_ps + i*a_rs + p*a_cs]    (any strides: the
+//           microkernel broadcasts single elements; a packed panel has
+//           a_rs = 1, a_cs = mr, a_ps = mr*k). Rows past m in the last panel
+//           are never read (the microkernel clamps them).
+//   B(p, j) of column panel s = b[s*b_ps + p*b_rs + j]      (unit stride in j:
+//           a packed panel has b_rs = nr, b_ps = nr*k; an unpacked row-major
+//           B has b_rs = its row stride, b_ps = nr).
+//   the last, partial column panel (n % nr != 0) is b_edge with row stride
+//           nr, zero padded to nr columns (the driver packs it).
+//   C(i, j) = c[i*c_rs + j*c_cs]. Tiles that are partial or have c_cs != 1 are
+//           computed into an aligned stack tile and copied out.
+template <typename T>
+struct MacroArgs {
+    index_t m, n, k;
+    const T* a;
+    index_t a_rs, a_cs, a_ps;
+    const T* b;
+    index_t b_rs, b_ps;
+    const T* b_edge;
+    T* c;
+    index_t c_rs, c_cs;
+    T alpha, beta;
+};
+
+// Packs rows [0, m) x cols [0, k) of A (element (i,p) at a[i*rs + p*cs]) into
+// micro-panels of mr rows: dst[r*mr*k + p*mr + i]; the last panel is zero padded.
+// Packs rows [0, k) x cols [0, n) of B (element (p,j) at b[p*rs + j*cs]) into
+// micro-panels of nr columns: dst[s*nr*k + p*nr + j]; the last panel is zero padded.
+struct KernelsF32 {
+    BlockSizes bs;
+    void (*macro)(const MacroArgs<float>&);
+    void (*pack_a)(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
+    void (*pack_b)(index_t k, index_t n, const float* b, index_t rs, index_t cs, float* dst);
+};
+struct KernelsF64 {
+    BlockSizes bs;
+    void (*macro)(const MacroArgs<double>&);
+    void (*pack_a)(index_t m, index_t k, const double* a, index_t rs, index_t cs, double* dst);
+    void (*pack_b)(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst);
+};
+
+}  // namespace gemm_detail
+
+namespace generic {
+void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
+void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
+void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
+void gemm_pack_a_f64(index_t m, index_t k, const double* a, index_t rs, index_t cs, double* dst);
+void gemm_pack_b_f32(index_t k, index_t n, const float* b, index_t rs, index_t cs, float* dst);
+void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst);
+}  // namespace generic
+
+namespace avx2 {
+void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
+void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
+void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
+void gemm_pack_a_f64(index_t m, index_t k, const double* a, index_t rs, index_t cs, double* dst);
+void gemm_pack_b_f32(index_t k, index_t n, const float* b, index_t rs, index_t cs, float* dst);
+void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst);
+}  // namespace avx2
+
+}  // namespace pb

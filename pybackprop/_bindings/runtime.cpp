@@ -1,0 +1,75 @@
+// The pybind11 half of pybackprop._core.
+//
+// Cython binds the kernels (one thin, low-overhead function per kernel, see
+// ../_core.pyx). pybind11 is used here for what it does best: C++ state
+// exposed as Python objects and dicts — the runtime settings, the thread pool
+// and the CPU probe. It registers into the module object that Cython's module
+// init created, so the whole native core is one shared library with one copy
+// of its global state.
+#include "runtime.h"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "common/dispatch.h"
+#include "common/thread_pool.h"
+
+namespace py = pybind11;
+
+namespace {
+
+py::dict cpu_dict() {
+    const pb::CpuFeatures& f = pb::cpu_features();
+    py::dict d;
+    d["avx2"] = f.avx2;
+    d["fma"] = f.fma;
+    d["os_saves_ymm"] = f.os_saves_ymm;
+    d["avx512f"] = f.avx512f;
+    return d;
+}
+
+void register_all(py::module_ m) {
+    m.def("get_num_threads", &pb::get_num_threads, "Threads the kernels may use.");
+    m.def(
+        "set_num_threads",
+        [](int n) { pb::set_num_threads(n); },
+        py::arg("n"), "Set the threads the kernels may use (>= 1).");
+    m.def("active_isa", [] { return std::string(pb::isa_name(pb::active_isa())); });
+    m.def(
+        "_set_isa", [](const std::string& name) { pb::set_active_isa(pb::parse_isa(name.c_str())); },
+        py::arg("name"), "Force the SIMD path ('generic' or 'avx2'). For tests.");
+    m.def("supported_isas", [] {
+        std::vector<std::string> out;
+        for (int i = 0; i <= static_cast<int>(pb::best_supported_isa()); ++i)
+            out.emplace_back(pb::isa_name(static_cast<pb::Isa>(i)));
+        return out;
+    });
+    m.def("cpu_features", &cpu_dict);
+    m.def("backend_info", [] {
+        py::dict d;
+        d["isa"] = pb::isa_name(pb::active_isa());
+        d["best_isa"] = pb::isa_name(pb::best_supported_isa());
+        d["threads"] = pb::get_num_threads();
+        d["compiler"] = pb::compiler_name();
+        d["cpu"] = cpu_dict();
+        d["denormals"] = "IEEE gradual underflow (MXCSR untouched)";
+        return d;
+    });
+}
+
+}  // namespace
+
+int pb_register_runtime(PyObject* module) {
+    try {
+        register_all(py::reinterpret_borrow<py::module_>(module));
+        return 0;
+    } catch (py::error_already_set& e) {
+        e.restore();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+    return -1;
+}
