@@ -80,7 +80,7 @@ def compiler_args():
 
 core = Extension(
     "pybackprop._core",
-    sources=["pybackprop/_core.pyx", "pybackprop/_bindings/runtime.cpp"],
+    sources=["pybackprop/_core.pyx", "pybackprop/_bindings/runtime.cpp", "pybackprop/_bindings/plan.cpp"],
     include_dirs=[str(CSRC), numpy.get_include(), pybind11.get_include()],
     language="c++",
     extra_compile_args=compiler_args(),

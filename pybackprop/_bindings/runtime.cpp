@@ -19,6 +19,8 @@
 
 namespace py = pybind11;
 
+void pb_register_plan(py::module_ m);  // plan.cpp
+
 namespace {
 
 py::dict cpu_dict() {
@@ -64,7 +66,9 @@ void register_all(py::module_ m) {
 
 int pb_register_runtime(PyObject* module) {
     try {
-        register_all(py::reinterpret_borrow<py::module_>(module));
+        py::module_ m = py::reinterpret_borrow<py::module_>(module);
+        register_all(m);
+        pb_register_plan(m);
         return 0;
     } catch (py::error_already_set& e) {
         e.restore();

@@ -1,0 +1,154 @@
+#include "plan/mlp_plan.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "dense/dense.h"
+#include "losses/losses.h"
+#include "optim/optim.h"
+
+namespace pb {
+
+template <typename T>
+MlpPlan<T>::MlpPlan(std::vector<LayerSpec> layers, LossKind loss, Reduction reduction,
+                    std::vector<ParamBuffers<T>> weights, std::vector<ParamBuffers<T>> biases)
+    : layers_(std::move(layers)), loss_(loss), reduction_(reduction), weights_(std::move(weights)),
+      biases_(std::move(biases)) {
+    if (layers_.empty()) throw std::invalid_argument("a plan needs at least one dense layer");
+    if (weights_.size() != layers_.size() || biases_.size() != layers_.size())
+        throw std::invalid_argument("one weight and one bias entry per layer expected");
+    for (size_t l = 0; l < layers_.size(); ++l) {
+        const LayerSpec& s = layers_[l];
+        if (l > 0 && s.in != layers_[l - 1].out)
+            throw std::invalid_argument("layer " + std::to_string(l) + " takes " + std::to_string(s.in) +
+                                        " features but layer " + std::to_string(l - 1) + " gives " +
+                                        std::to_string(layers_[l - 1].out));
+        if (weights_[l].n != s.in * s.out)
+            throw std::invalid_argument("layer " + std::to_string(l) + ": weight buffer size mismatch");
+        if (s.has_bias && biases_[l].n != s.out)
+            throw std::invalid_argument("layer " + std::to_string(l) + ": bias buffer size mismatch");
+    }
+    if (loss_ == LossKind::cross_entropy && layers_.back().act != Activation::identity)
+        throw std::invalid_argument("cross-entropy takes logits: the last layer must have no activation");
+}
+
+template <typename T>
+void MlpPlan<T>::reserve(index_t batch) {
+    if (batch == batch_) return;
+    const size_t L = layers_.size();
+    y_.assign(L, {});
+    z_.assign(L, {});
+    index_t widest = 0;
+    for (size_t l = 0; l < L; ++l) {
+        const LayerSpec& s = layers_[l];
+        y_[l].resize(static_cast<size_t>(batch * s.out));
+        if (!derivative_uses_output(s.act, s.params)) z_[l].resize(static_cast<size_t>(batch * s.out));
+        widest = std::max({widest, s.in, s.out});
+    }
+    dy_.resize(static_cast<size_t>(batch * widest));
+    dx_.resize(static_cast<size_t>(batch * widest));
+    g_.resize(static_cast<size_t>(batch * widest));
+    loss_rows_.resize(static_cast<size_t>(batch * layers_.back().out));
+    batch_ = batch;
+}
+
+template <typename T>
+void MlpPlan<T>::run_forward(const T* x, index_t batch, bool training, T* out_last) {
+    const T* in = x;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+        const LayerSpec& s = layers_[l];
+        const bool last = l + 1 == layers_.size();
+        T* y = (last && out_last != nullptr) ? out_last : y_[l].data();
+        T* z = (training && !z_[l].empty()) ? z_[l].data() : nullptr;
+        dense_forward<T>(in, weights_[l].value, s.has_bias ? biases_[l].value : nullptr, batch, s.in, s.out,
+                         s.act, s.params, y, z);
+        in = y;
+    }
+}
+
+template <typename T>
+void MlpPlan<T>::forward(const T* x, index_t batch, T* out) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reserve(batch);
+    run_forward(x, batch, false, out);
+}
+
+template <typename T>
+void MlpPlan<T>::update(ParamBuffers<T>& p, const OptimSpec& o) {
+    ++p.step;
+    switch (o.kind) {
+        case OptimKind::none:
+            return;
+        case OptimKind::sgd:
+            sgd_update<T>(p.value, p.grad, p.state[0], p.n, o.lr, o.momentum, o.dampening, o.weight_decay,
+                          o.nesterov, p.step == 1, o.maximize);
+            return;
+        case OptimKind::adam:
+        case OptimKind::adamw:
+            adam_update<T>(p.value, p.grad, p.state[0], p.state[1], o.amsgrad ? p.state[2] : nullptr, p.n, o.lr,
+                           o.beta1, o.beta2, o.eps, o.weight_decay, o.kind == OptimKind::adamw, p.step,
+                           o.maximize);
+            return;
+        case OptimKind::rmsprop:
+            rmsprop_update<T>(p.value, p.grad, p.state[0], o.centered ? p.state[1] : nullptr,
+                              o.momentum > 0 ? p.state[2] : nullptr, p.n, o.lr, o.alpha, o.eps, o.weight_decay,
+                              o.momentum, o.centered, o.maximize);
+            return;
+    }
+}
+
+template <typename T>
+double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, const OptimSpec& opt) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (batch <= 0) throw std::invalid_argument("a training step needs a batch of at least one example");
+    reserve(batch);
+    run_forward(x, batch, true, nullptr);
+
+    // Loss and its gradient with respect to the network's output, into dy_.
+    const LayerSpec& top = layers_.back();
+    const index_t n_out = batch * top.out;
+    const T* out = y_.back().data();
+    const double scale = reduction_ == Reduction::mean
+                             ? 1.0 / static_cast<double>(loss_ == LossKind::cross_entropy ? batch : n_out)
+                             : 1.0;
+    double total = 0.0;
+    switch (loss_) {
+        case LossKind::cross_entropy:
+            total = softmax_cross_entropy<T>(out, batch, top.out, static_cast<const std::int64_t*>(targets),
+                                             loss_rows_.data(), dy_.data(), static_cast<T>(scale));
+            break;
+        case LossKind::mse:
+            total = squared_error<T>(out, static_cast<const T*>(targets), n_out, nullptr, dy_.data(),
+                                     static_cast<T>(scale));
+            break;
+        case LossKind::bce_with_logits:
+            total = bce_with_logits<T>(out, static_cast<const T*>(targets), n_out, nullptr, dy_.data(),
+                                       static_cast<T>(scale));
+            break;
+        case LossKind::none:
+            throw std::invalid_argument("a training step needs a loss");
+    }
+
+    // Backward, updating each layer as soon as its gradients are complete:
+    // dx uses W_l before the update, so it is computed first.
+    for (size_t l = layers_.size(); l-- > 0;) {
+        const LayerSpec& s = layers_[l];
+        const T* x_l = l == 0 ? x : y_[l - 1].data();
+        const T* saved = derivative_uses_output(s.act, s.params) ? y_[l].data() : z_[l].data();
+        T* dx = l == 0 ? nullptr : dx_.data();
+        dense_backward<T>(dy_.data(), saved, x_l, weights_[l].value, batch, s.in, s.out, s.act, s.params, dx,
+                          false, weights_[l].grad, false, s.has_bias ? biases_[l].grad : nullptr, false,
+                          g_.data());
+        update(weights_[l], opt);
+        if (s.has_bias) update(biases_[l], opt);
+        if (dx != nullptr) std::swap(dy_, dx_);
+    }
+    return reduction_ == Reduction::mean ? total * scale : total;
+}
+
+template class MlpPlan<float>;
+template class MlpPlan<double>;
+
+}  // namespace pb

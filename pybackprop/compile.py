@@ -1,0 +1,438 @@
+"""``pb.compile``: a whole training step (or inference) as one native call.
+
+``step = pb.compile(model, loss_fn, optimizer)`` captures the step
+
+    optimizer.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); optimizer.step()
+
+for a ``Sequential`` of ``Linear`` layers, each optionally followed by one
+activation module, with a ``CrossEntropyLoss``, ``MSELoss`` or
+``BCEWithLogitsLoss`` (reduction "mean" or "sum") and an ``SGD``, ``Adam``,
+``AdamW`` or ``RMSprop`` optimiser with one parameter group. ``step(x, y)``
+then runs forward, loss, backward and the update in C++ with the GIL released
+(``csrc/plan/mlp_plan.h``) and returns the loss as a Python float.
+``pb.compile(model)`` returns ``predict(x) -> ndarray`` running the forward pass
+natively (eval semantics: dropout is off).
+
+Capture takes microseconds to milliseconds: it moves every parameter, its
+gradient and its optimiser state into one flat, 64-byte aligned buffer and
+makes the ``Parameter``s, their ``.grad`` and the optimiser's state views of it,
+so the model, the optimiser and the compiled step share memory:
+
+* changes to parameters made from Python (in place, or by assigning
+  ``p.data``, or by ``load_state_dict``) are seen by the next step;
+* ``optimizer.state_dict()`` and ``p.grad`` after a compiled step are what the
+  eager step would have left; eager and compiled steps can be mixed freely;
+* learning-rate schedulers work: hyper-parameters are re-read at every step;
+* a new batch size re-sizes the workspaces (re-captures) on the fly.
+
+The kernels are the ones the eager path calls, in the same order per
+parameter, so compiled and eager training give bit-identical weights (tested),
+on any thread count. The one difference: the compiled step updates each layer
+as soon as its gradients are complete instead of after the whole backward pass,
+which changes nothing numerically because each update only reads its own
+parameter's gradient.
+
+Anything else (other modules, Dropout in training mode, several parameter
+groups, parameters the optimiser does not own) cannot be compiled: the step
+then runs eagerly and says so once with a ``RuntimeWarning``.
+"""
+import warnings
+
+import numpy as np
+
+from . import _core
+from .nn.activation import Identity, _Activation
+from .nn.container import Sequential
+from .nn.dropout import Dropout
+from .nn.linear import Linear
+from .nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .optim.adam import Adam, AdamW
+from .optim.rmsprop import RMSprop
+from .optim.sgd import SGD
+from .tensor import Tensor, from_numpy
+
+__all__ = ["compile", "CompiledStep", "CompiledModel"]
+
+_ALIGN = 64  # bytes: every parameter starts on a cache line
+
+
+class _Unsupported(Exception):
+    """Why a model, loss or optimiser cannot be compiled."""
+
+
+def compile(model, loss_fn=None, optimizer=None):
+    """Compile a training step ``step(x, y) -> float``, or with ``model`` alone an
+    inference callable ``predict(x) -> ndarray``. See the module docstring."""
+    if loss_fn is None and optimizer is None:
+        return CompiledModel(model)
+    if loss_fn is None or optimizer is None:
+        raise TypeError("pb.compile(model, loss_fn, optimizer) needs both a loss and an optimiser "
+                        "for a training step, or neither for inference")
+    return CompiledStep(model, loss_fn, optimizer)
+
+
+# --------------------------------------------------------------------------- capture
+
+def _dense_layers(model, training):
+    """[(Linear, activation params tuple or None)] for a compilable model."""
+    modules = list(model) if isinstance(model, Sequential) else [model]
+    if isinstance(model, Sequential) and type(model).forward is not Sequential.forward:
+        raise _Unsupported(f"{type(model).__name__} overrides forward")
+    layers = []
+    for m in modules:
+        if m is None or type(m) is Identity:
+            continue
+        if type(m) is Linear:
+            layers.append([m, None])
+        elif isinstance(m, _Activation):
+            if not layers or layers[-1][1] is not None:
+                raise _Unsupported(f"{type(m).__name__} does not follow a Linear layer")
+            layers[-1][1] = m._params()
+        elif type(m) is Dropout:
+            if training and m.p > 0:
+                raise _Unsupported("Dropout in training mode (its random masks are drawn in Python)")
+        else:
+            raise _Unsupported(f"{type(m).__name__} is not a compilable module "
+                               "(Linear, its activations, Identity, Dropout in eval mode)")
+    if not layers:
+        raise _Unsupported("the model has no Linear layer")
+    dtypes = {lin.weight.data.dtype for lin, _ in layers}
+    if len(dtypes) != 1:
+        raise _Unsupported(f"the layers mix dtypes {sorted(map(str, dtypes))}")
+    for (a, _), (b, _) in zip(layers, layers[1:]):
+        if a.out_features != b.in_features:
+            raise ValueError(f"Linear({a.in_features}, {a.out_features}) is followed by "
+                             f"Linear({b.in_features}, {b.out_features})")
+    return layers
+
+
+def _layer_specs(layers):
+    specs = []
+    for lin, act in layers:
+        name, alpha, beta, threshold = act[:4] if act is not None else ("identity", 0.01, 1.0, 20.0)
+        specs.append(dict(**{"in": lin.in_features, "out": lin.out_features}, act=name, alpha=alpha,
+                          beta=beta, threshold=threshold, bias=lin.bias is not None))
+    return specs
+
+
+def _aligned_empty(n_elements, dtype):
+    """A 1-D array of n_elements whose data starts on a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(n_elements * itemsize + _ALIGN, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % _ALIGN
+    return raw[offset:offset + n_elements * itemsize].view(dtype)
+
+
+# Optimiser state keys in the order the plan's ParamBuffers.state expects.
+_STATE_KEYS = {
+    "sgd": ("momentum_buffer",),
+    "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
+}
+
+
+def _optimizer_kind(optimizer):
+    kind = {SGD: "sgd", Adam: "adam", AdamW: "adamw", RMSprop: "rmsprop"}.get(type(optimizer))
+    if kind is None:
+        raise _Unsupported(f"{type(optimizer).__name__} has no compiled update")
+    if len(optimizer.param_groups) != 1:
+        raise _Unsupported("the optimiser has several parameter groups")
+    return kind
+
+
+def _used_state_keys(kind, group):
+    """The state buffers this optimiser configuration actually keeps."""
+    if kind == "sgd":
+        return {"momentum_buffer"} if group["momentum"] != 0 else set()
+    if kind in ("adam", "adamw"):
+        return {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group["amsgrad"] else set())
+    return ({"square_avg"} | ({"grad_avg"} if group["centered"] else set())
+            | ({"momentum_buffer"} if group["momentum"] > 0 else set()))
+
+
+# Hyper-parameters are re-read at every step (schedulers change lr between steps).
+_HP_READERS = {
+    "sgd": lambda g: (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], g["maximize"]),
+    "adam": lambda g: (g["lr"], *g["betas"], g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"]),
+    "rmsprop": lambda g: (g["lr"], g["alpha"], g["eps"], g["weight_decay"], g["momentum"], g["centered"],
+                          g["maximize"]),
+}
+_HP_READERS["adamw"] = _HP_READERS["adam"]
+
+
+def _write_hyper_parameters(spec, kind, hp):
+    if kind == "sgd":
+        spec.lr, spec.momentum, spec.dampening, spec.weight_decay, spec.nesterov, spec.maximize = hp
+    elif kind in ("adam", "adamw"):
+        spec.lr, spec.beta1, spec.beta2, spec.eps, spec.weight_decay, spec.amsgrad, spec.maximize = hp
+    else:
+        spec.lr, spec.alpha, spec.eps, spec.weight_decay, spec.momentum, spec.centered, spec.maximize = hp
+
+
+def _loss_kind(loss_fn):
+    kind = {CrossEntropyLoss: "cross_entropy", MSELoss: "mse", BCEWithLogitsLoss: "bce_with_logits"}.get(
+        type(loss_fn))
+    if kind is None:
+        raise _Unsupported(f"{type(loss_fn).__name__} has no compiled form")
+    if loss_fn.reduction not in ("mean", "sum"):
+        raise _Unsupported(f"reduction={loss_fn.reduction!r} (a compiled step returns one number)")
+    return kind
+
+
+def _warn_eager(reason):
+    warnings.warn(f"pb.compile: {reason}; this step runs eagerly instead", RuntimeWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- training step
+
+class CompiledStep:
+    """``step(x, y) -> float``: one training step as one native call (see module docstring)."""
+
+    def __init__(self, model, loss_fn, optimizer):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.fallback_reason = None
+        self._plan = None
+        try:
+            self._capture()
+        except _Unsupported as why:
+            self.fallback_reason = str(why)
+            _warn_eager(why)
+
+    # The eager step, used when the model cannot be compiled.
+    def _eager_step(self, x, y):
+        opt = self.optimizer
+        opt.zero_grad()
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def _capture(self):
+        model, opt = self.model, self.optimizer
+        layers = _dense_layers(model, model.training)
+        self._loss = _loss_kind(self.loss_fn)
+        self._kind = _optimizer_kind(opt)
+        group = opt.param_groups[0]
+        params = [lin.weight for lin, _ in layers] + [lin.bias for lin, _ in layers if lin.bias is not None]
+        if {id(p) for p in params} != {id(p) for p in group["params"]} or len(params) != len(group["params"]):
+            raise _Unsupported("the optimiser's parameters are not exactly the model's")
+        dtype = params[0].data.dtype
+        self.dtype = dtype
+        keys = [k for k in _STATE_KEYS[self._kind] if k in _used_state_keys(self._kind, group)]
+
+        # One flat buffer: values, then gradients, then each state buffer, per parameter.
+        align = _ALIGN // dtype.itemsize
+        offsets, total = [], 0
+        for p in params:
+            offsets.append(total)
+            total += -(-p.data.size // align) * align
+        planes = 2 + len(keys)
+        flat = _aligned_empty(total * planes, dtype)
+        flat[:] = 0
+        self._flat = flat
+
+        def view(plane, i):
+            p = params[i]
+            start = plane * total + offsets[i]
+            return flat[start:start + p.data.size].reshape(p.data.shape)
+
+        self._params = params
+        self._values, self._grads, self._grad_tensors = [], [], []
+        self._pending_state = []     # state entries published after the first compiled step
+        steps = []
+        buffers = {}
+        for i, p in enumerate(params):
+            value = view(0, i)
+            value[...] = p.data
+            p.data = value
+            grad = view(1, i)
+            if p.grad is not None:
+                grad[...] = p.grad.data
+            grad_tensor = from_numpy(grad)
+            self._values.append(value)
+            self._grads.append(grad)
+            self._grad_tensors.append(grad_tensor)
+            st = opt.state.get(p)
+            state_views = []
+            for j, key in enumerate(keys):
+                buf = view(2 + j, i)
+                if st is not None and st.get(key) is not None:
+                    buf[...] = st[key]
+                    st[key] = buf
+                else:
+                    self._pending_state.append((p, key, buf))
+                state_views.append(buf)
+            state_views += [None] * (3 - len(state_views))
+            # SGD keeps no step count: its first step is the one without a buffer yet.
+            if self._kind == "sgd":
+                steps.append(1 if st is not None and st.get("momentum_buffer") is not None else 0)
+            else:
+                steps.append(int(st["step"]) if st is not None and "step" in st else 0)
+            buffers[id(p)] = dict(value=value, grad=grad, state=state_views, step=steps[-1])
+
+        weights = [buffers[id(lin.weight)] for lin, _ in layers]
+        biases = [buffers[id(lin.bias)] if lin.bias is not None else None for lin, _ in layers]
+        self._plan = _core.MlpPlan(dtype.name, _layer_specs(layers), self._loss, self.loss_fn.reduction,
+                                   weights, biases)
+        # The plan reports steps as weights then biases; remember that order.
+        self._step_order = [lin.weight for lin, _ in layers] + [lin.bias for lin, _ in layers]
+        self._steps_seen = self._python_steps()
+        self._spec = _core.OptimSpec(self._kind)
+        self._hp = None
+        self._group = group
+        self._read_hp = _HP_READERS[self._kind]
+        self._counts_steps = self._kind != "sgd"
+        self._param_values = list(zip(params, self._values))
+        self._param_grads = list(zip(params, self._grad_tensors))
+        self._n_out = layers[-1][0].out_features
+        self._n_in = layers[0][0].in_features
+
+    def _python_steps(self):
+        if self._kind == "sgd":
+            return None
+        st = self.optimizer.state.get(self._params[0])
+        return None if st is None else st.get("step")
+
+    def _resync_steps(self):
+        """The optimiser stepped eagerly since the last compiled step: take its counts."""
+        state = self.optimizer.state
+        steps = []
+        for p in self._step_order:
+            st = state.get(p) if p is not None else None
+            steps.append(int(st["step"]) if st is not None and "step" in st else 0)
+        self._plan.set_steps(steps)
+
+    def __call__(self, x, y):
+        plan = self._plan
+        if plan is None:
+            return self._eager_step(x, y)
+        # Parameters replaced from Python (p.data = ..., load_state_dict): capture again.
+        for p, v in self._param_values:
+            if p.data is not v:
+                self._capture()
+                return self(x, y)
+        hp = self._read_hp(self._group)
+        if hp != self._hp:
+            _write_hyper_parameters(self._spec, self._kind, hp)
+            self._hp = hp
+        if self._counts_steps and self._python_steps() != self._steps_seen:
+            self._resync_steps()
+
+        # Fast path: the plan checks dtype, layout and shapes itself; anything it
+        # refuses is converted here and tried once more (or reported).
+        xd = x.data if type(x) is not np.ndarray and isinstance(x, Tensor) else x
+        yd = y.data if type(y) is not np.ndarray and isinstance(y, Tensor) else y
+        try:
+            loss = plan.train_step(xd, yd, self._spec)
+        except (ValueError, TypeError):
+            xd = self._input(xd)
+            loss = plan.train_step(xd, self._targets(yd, xd.shape[0]), self._spec)
+
+        # What an eager step leaves behind: gradients, state, step counts.
+        for p, g in self._param_grads:
+            if p.grad is not g:
+                p.grad = g
+            p._version += 1
+        if self._pending_state:
+            state = self.optimizer.state
+            for p, key, buf in self._pending_state:
+                state.setdefault(p, {})[key] = buf
+            self._pending_state = []
+        if self._counts_steps:
+            state = self.optimizer.state
+            for p in self._params:
+                st = state.setdefault(p, {})
+                st["step"] = st.get("step", 0) + 1
+            self._steps_seen = state[self._params[0]]["step"]
+        return loss
+
+    def _input(self, xd):
+        xd = np.ascontiguousarray(xd, dtype=self.dtype)
+        if xd.ndim != 2 or xd.shape[1] != self._n_in:
+            raise ValueError(f"input of shape {xd.shape}: the model takes (batch, {self._n_in}) features")
+        return xd
+
+    def _targets(self, y, batch):
+        yd = y.data if isinstance(y, Tensor) else y
+        if self._loss == "cross_entropy":
+            yd = np.asarray(yd)
+            if yd.dtype != np.int64:
+                if yd.dtype.kind not in "iu":
+                    raise TypeError(f"cross-entropy targets must be integer class indices, got dtype {yd.dtype}")
+                yd = yd.astype(np.int64)
+            if yd.ndim != 1 or yd.shape[0] != batch:
+                raise ValueError(f"targets of shape {yd.shape} for a batch of {batch}: expected ({batch},)")
+            return np.ascontiguousarray(yd)
+        yd = np.asarray(yd)
+        if yd.shape != (batch, self._n_out):
+            raise ValueError(f"targets of shape {yd.shape}, expected ({batch}, {self._n_out}) like the output")
+        if yd.dtype != self.dtype or not yd.flags.c_contiguous:
+            yd = np.ascontiguousarray(yd, dtype=self.dtype)
+        return yd
+
+    def __repr__(self):
+        mode = f"eager fallback: {self.fallback_reason}" if self._plan is None else "native"
+        return f"CompiledStep({type(self.model).__name__}, {type(self.loss_fn).__name__}, " \
+               f"{type(self.optimizer).__name__}; {mode})"
+
+
+# --------------------------------------------------------------------------- inference
+
+class CompiledModel:
+    """``predict(x) -> ndarray``: the model's forward pass as one native call (eval semantics)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.fallback_reason = None
+        self._plan = None
+        try:
+            self._capture()
+        except _Unsupported as why:
+            self.fallback_reason = str(why)
+            _warn_eager(why)
+
+    def _capture(self):
+        layers = _dense_layers(self.model, training=False)
+        self._arrays = []
+        weights, biases = [], []
+        for lin, _ in layers:
+            w = lin.weight.data
+            self._arrays.append((lin.weight, w))
+            weights.append(dict(value=w, grad=None, state=[]))
+            if lin.bias is not None:
+                self._arrays.append((lin.bias, lin.bias.data))
+                biases.append(dict(value=lin.bias.data, grad=None, state=[]))
+            else:
+                biases.append(None)
+            if not (w.flags.c_contiguous and w.flags.writeable):
+                raise _Unsupported("a weight is not a writable C-contiguous array")
+        self.dtype = layers[0][0].weight.data.dtype
+        self._n_in = layers[0][0].in_features
+        self._plan = _core.MlpPlan(self.dtype.name, _layer_specs(layers), "none", "mean", weights, biases)
+
+    def __call__(self, x):
+        if self._plan is None:
+            from .autograd import no_grad
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with no_grad():
+                    out = self.model(x)
+            finally:
+                self.model.train(was_training)
+            return out.data if isinstance(out, Tensor) else out
+        for p, a in self._arrays:
+            if p.data is not a:
+                self._capture()
+                break
+        xd = x.data if isinstance(x, Tensor) else x
+        if type(xd) is not np.ndarray or xd.dtype != self.dtype or not xd.flags.c_contiguous:
+            xd = np.ascontiguousarray(xd, dtype=self.dtype)
+        if xd.ndim == 1:
+            xd = xd.reshape(1, -1)
+        if xd.ndim != 2 or xd.shape[1] != self._n_in:
+            raise ValueError(f"input of shape {xd.shape}: the model takes (batch, {self._n_in}) features")
+        return self._plan.forward(xd)

@@ -1,0 +1,206 @@
+"""pb.compile: a captured training step must equal the eager step bit for bit."""
+import warnings
+
+import numpy as np
+import pytest
+
+import pybackprop as pb
+from pybackprop import _core
+
+nn = pb.nn
+
+OPTIMIZERS = {
+    "sgd": lambda ps: pb.optim.SGD(ps, lr=0.1),
+    "sgd_nesterov_wd": lambda ps: pb.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "sgd_dampening": lambda ps: pb.optim.SGD(ps, lr=0.05, momentum=0.5, dampening=0.3),
+    "adam": lambda ps: pb.optim.Adam(ps, lr=1e-2, weight_decay=1e-4),
+    "adam_amsgrad": lambda ps: pb.optim.Adam(ps, lr=1e-2, amsgrad=True),
+    "adamw": lambda ps: pb.optim.AdamW(ps, lr=1e-2),
+    "rmsprop": lambda ps: pb.optim.RMSprop(ps, lr=1e-2),
+    "rmsprop_centered_momentum": lambda ps: pb.optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True,
+                                                             weight_decay=1e-3),
+}
+
+ACTIVATIONS = [nn.ReLU, nn.Tanh, nn.Sigmoid, lambda: nn.LeakyReLU(0.1), lambda: nn.ELU(0.7), nn.GELU,
+               lambda: nn.GELU(approximate="tanh"), lambda: nn.Softplus(beta=2.0, threshold=5.0)]
+
+
+def make_mlp(seed, dtype, act=nn.ReLU, sizes=(13, 17, 9, 5), bias=True):
+    pb.manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b, bias=bias, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def data(dtype, batch=33, n_in=13, n_out=5, kind="cross_entropy", seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, n_in)).astype(dtype)
+    if kind == "cross_entropy":
+        y = rng.integers(0, n_out, batch)
+    else:
+        y = rng.random((batch, n_out)).astype(dtype)
+        if kind == "bce_with_logits":
+            y = (y > 0.5).astype(dtype)
+    return x, y
+
+
+def eager_step(model, loss_fn, opt, x, y):
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def assert_same_models(m1, m2):
+    for (n1, p1), (n2, p2) in zip(m1.named_parameters(), m2.named_parameters()):
+        assert n1 == n2
+        np.testing.assert_array_equal(p1.data, p2.data, err_msg=n1)
+        np.testing.assert_array_equal(p1.grad.data, p2.grad.data, err_msg=n1)
+
+
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+def test_compiled_training_equals_eager_bit_for_bit(opt_name, dtype, isa):
+    m1, m2 = make_mlp(1, dtype), make_mlp(1, dtype)
+    o1, o2 = OPTIMIZERS[opt_name](m1.parameters()), OPTIMIZERS[opt_name](m2.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    step = pb.compile(m2, loss_fn, o2)
+    x, y = data(dtype)
+    for _ in range(6):
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+    s1, s2 = o1.state_dict(), o2.state_dict()
+    for k in s1["state"]:
+        for key, v in s1["state"][k].items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(s2["state"][k][key]), err_msg=key)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: getattr(a, "__name__", "param"))
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce_with_logits", "sum"])
+def test_every_activation_and_loss(act, loss, dtype):
+    loss_fn = {"cross_entropy": nn.CrossEntropyLoss(), "mse": nn.MSELoss(), "bce_with_logits": nn.BCEWithLogitsLoss(),
+               "sum": nn.CrossEntropyLoss(reduction="sum")}[loss]
+    m1, m2 = make_mlp(3, dtype, act), make_mlp(3, dtype, act)
+    o1 = pb.optim.SGD(m1.parameters(), lr=0.01, momentum=0.9)
+    o2 = pb.optim.SGD(m2.parameters(), lr=0.01, momentum=0.9)
+    step = pb.compile(m2, loss_fn, o2)
+    x, y = data(dtype, kind="cross_entropy" if loss == "sum" else loss)
+    for _ in range(3):
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+
+
+def test_bit_identical_on_one_and_two_threads():
+    results = []
+    before = pb.get_num_threads()
+    try:
+        for threads in (1, 2):
+            pb.set_num_threads(threads)
+            m = make_mlp(5, np.float32, sizes=(784, 512, 256, 10))
+            opt = pb.optim.Adam(m.parameters(), lr=1e-3)
+            step = pb.compile(m, nn.CrossEntropyLoss(), opt)
+            x, y = data(np.float32, batch=256, n_in=784, n_out=10)
+            losses = [step(x, y) for _ in range(3)]
+            results.append((losses, [p.data.copy() for p in m.parameters()]))
+    finally:
+        pb.set_num_threads(before)
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_new_batch_size_recaptures_and_no_bias_layers_work():
+    m1, m2 = make_mlp(2, np.float64, bias=False), make_mlp(2, np.float64, bias=False)
+    o1, o2 = pb.optim.SGD(m1.parameters(), lr=0.1), pb.optim.SGD(m2.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    step = pb.compile(m2, loss_fn, o2)
+    for batch in (33, 1, 64, 33):
+        x, y = data(np.float64, batch=batch, seed=batch)
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+
+
+def test_python_changes_between_steps_are_seen():
+    m1, m2 = make_mlp(4, np.float32), make_mlp(4, np.float32)
+    o1, o2 = pb.optim.Adam(m1.parameters(), lr=1e-2), pb.optim.Adam(m2.parameters(), lr=1e-2)
+    loss_fn = nn.CrossEntropyLoss()
+    step = pb.compile(m2, loss_fn, o2)
+    x, y = data(np.float32)
+    assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    # in-place edit, a learning-rate change, and an eager step in between
+    for m in (m1, m2):
+        m[0].weight.data[0, :] = 0.5
+    for o in (o1, o2):
+        o.param_groups[0]["lr"] = 3e-3
+    assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert eager_step(m1, loss_fn, o1, x, y) == eager_step(m2, loss_fn, o2, x, y)
+    assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    # replacing the arrays (as loading a checkpoint may) is seen too
+    state = {k: v.data.copy() * 0.9 for k, v in m1.state_dict().items()}
+    m1.load_state_dict(state)
+    m2.load_state_dict(state)
+    for p in m2.parameters():
+        p.data = p.data.copy()
+    assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+
+
+def test_scheduler_drives_the_compiled_learning_rate():
+    m1, m2 = make_mlp(6, np.float32), make_mlp(6, np.float32)
+    o1, o2 = pb.optim.SGD(m1.parameters(), lr=0.1), pb.optim.SGD(m2.parameters(), lr=0.1)
+    s1 = pb.optim.lr_scheduler.StepLR(o1, step_size=2, gamma=0.5)
+    s2 = pb.optim.lr_scheduler.StepLR(o2, step_size=2, gamma=0.5)
+    loss_fn = nn.CrossEntropyLoss()
+    step = pb.compile(m2, loss_fn, o2)
+    x, y = data(np.float32)
+    for _ in range(5):
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+        s1.step()
+        s2.step()
+    assert_same_models(m1, m2)
+
+
+def test_uncompilable_model_falls_back_with_one_warning():
+    pb.manual_seed(0)
+    model = nn.Sequential(nn.Linear(13, 8), nn.Dropout(0.5), nn.Linear(8, 5))
+    opt = pb.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(RuntimeWarning, match="Dropout in training mode"):
+        step = pb.compile(model, nn.CrossEntropyLoss(), opt)
+    x, y = data(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = step(x, y)
+    assert np.isfinite(loss)
+    model.eval()
+    assert pb.compile(model, nn.CrossEntropyLoss(), opt).fallback_reason is None
+
+
+def test_inference_matches_eager_forward(dtype, isa):
+    model = make_mlp(7, dtype, nn.GELU)
+    predict = pb.compile(model)
+    x, _ = data(dtype, batch=17)
+    with pb.no_grad():
+        want = model(x).data
+    np.testing.assert_array_equal(predict(x), want)
+    np.testing.assert_array_equal(predict(x[:1]), want[:1])
+
+
+def test_bad_input_raises_clear_errors():
+    model = make_mlp(8, np.float32)
+    step = pb.compile(model, nn.CrossEntropyLoss(), pb.optim.SGD(model.parameters(), lr=0.1))
+    x, y = data(np.float32)
+    with pytest.raises(ValueError, match="features"):
+        step(x[:, :5], y)
+    with pytest.raises(ValueError, match="targets"):
+        step(x, y[:4])
+    with pytest.raises(ValueError, match="target"):
+        step(x, np.full(33, 7))
+    with pytest.raises(TypeError, match="integer class indices"):
+        step(x, y.astype(np.float32))
+    with pytest.raises(TypeError, match="needs both"):
+        pb.compile(model, nn.CrossEntropyLoss())
+    # non-contiguous float64 input is converted, not refused
+    assert np.isfinite(step(np.asfortranarray(x.astype(np.float64)), y))
