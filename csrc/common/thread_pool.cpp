@@ -120,7 +120,10 @@ private:
             Worker* w = new Worker();  // lives as long as its detached thread: the process
             w->index = static_cast<index_t>(workers_.size()) + 1;
             w->ticket.store(generation_, std::memory_order_relaxed);
-            std::thread t([this, w] { worker_loop(*w); });
+            // The worker starts from the generation current now: reading its ticket
+            // inside the new thread would race with the job being posted.
+            const std::uint64_t start = generation_;
+            std::thread t([this, w, start] { worker_loop(*w, start); });
             t.detach();
             workers_.push_back(w);
         }
@@ -131,8 +134,7 @@ private:
         std::atomic<std::uint64_t> ticket{0};
     };
 
-    void worker_loop(Worker& w) {
-        std::uint64_t seen = w.ticket.load(std::memory_order_acquire);
+    void worker_loop(Worker& w, std::uint64_t seen) {
         for (;;) {
             int spin = 0;
             while (w.ticket.load(std::memory_order_acquire) == seen) {

@@ -1,0 +1,235 @@
+// Activations, AVX2+FMA: the table of activations.h in vector form. `fwd` and
+// `grad` mirror `forward` and `local_grad` of activations.cpp one activation
+// per line; simd_avx2.h supplies exp/expm1/log1p/tanh/sigmoid/erfc.
+#include "activations/activations_avx2.h"
+#include "activations/avx2_guard.h"
+
+#if PB_HAVE_AVX2_KERNELS
+#include <cstring>
+
+#include "activations/simd_avx2.h"
+
+namespace pb {
+namespace avx2 {
+namespace {
+
+template <Activation A> struct Tag { static constexpr Activation value = A; };
+
+template <typename F>
+void visit_act(Activation act, F&& f) {
+    switch (act) {
+        case Activation::identity: f(Tag<Activation::identity>{}); return;
+        case Activation::relu: f(Tag<Activation::relu>{}); return;
+        case Activation::leaky_relu: f(Tag<Activation::leaky_relu>{}); return;
+        case Activation::elu: f(Tag<Activation::elu>{}); return;
+        case Activation::sigmoid: f(Tag<Activation::sigmoid>{}); return;
+        case Activation::tanh: f(Tag<Activation::tanh>{}); return;
+        case Activation::gelu: f(Tag<Activation::gelu>{}); return;
+        case Activation::gelu_tanh: f(Tag<Activation::gelu_tanh>{}); return;
+        case Activation::softplus: f(Tag<Activation::softplus>{}); return;
+    }
+    // Unknown values were rejected by the generic entry points.
+}
+
+template <class V>
+struct VPrm {
+    typename V::R alpha, beta, threshold, one, zero;
+    bool elu_from_output;
+    explicit VPrm(const ActParams& p)
+        : alpha(V::set1(p.alpha)), beta(V::set1(p.beta)), threshold(V::set1(p.threshold)),
+          one(V::set1(1.0)), zero(V::zero()), elu_from_output(p.alpha > 0) {}
+};
+
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kGeluTanhC = 0.044715;
+
+// y = f(z)
+template <Activation A, class V>
+typename V::R fwd(typename V::R z, const VPrm<V>& p) {
+    using R = typename V::R;
+    if constexpr (A == Activation::identity) return z;
+    if constexpr (A == Activation::relu) return V::max(p.zero, z);  // NaN propagates
+    if constexpr (A == Activation::leaky_relu) return V::select(V::gt(z, p.zero), z, V::mul(p.alpha, z));
+    if constexpr (A == Activation::elu)
+        return V::select(V::gt(z, p.zero), z, V::mul(p.alpha, V::expm1(V::min(p.zero, z))));
+    if constexpr (A == Activation::sigmoid) return V::sigmoid(z);
+    if constexpr (A == Activation::tanh) return V::tanh(z);
+    if constexpr (A == Activation::gelu) return V::mul(z, V::normal_cdf(z));
+    if constexpr (A == Activation::gelu_tanh) {
+        R u = V::mul(V::set1(kSqrt2OverPi), V::fma(V::mul(V::set1(kGeluTanhC), z), V::mul(z, z), z));
+        return V::mul(z, V::sigmoid(V::add(u, u)));
+    }
+    if constexpr (A == Activation::softplus) {
+        R bz = V::mul(p.beta, z);
+        R r = V::div(V::add(V::max(p.zero, bz), V::log1p_unit(V::exp(V::neg(V::abs(bz))))), p.beta);
+        return V::select(V::gt(bz, p.threshold), z, r);
+    }
+}
+
+// f'(.) from the saved value s (y or z as derivative_uses_output says).
+template <Activation A, class V>
+typename V::R grad(typename V::R s, const VPrm<V>& p) {
+    using R = typename V::R;
+    if constexpr (A == Activation::identity) return p.one;
+    if constexpr (A == Activation::relu) return V::select(V::gt(s, p.zero), p.one, p.zero);
+    if constexpr (A == Activation::leaky_relu) return V::select(V::gt(s, p.zero), p.one, p.alpha);
+    if constexpr (A == Activation::elu) {
+        R neg = p.elu_from_output ? V::add(s, p.alpha) : V::mul(p.alpha, V::exp(V::min(p.zero, s)));
+        return V::select(V::gt(s, p.zero), p.one, neg);
+    }
+    if constexpr (A == Activation::sigmoid) return V::mul(s, V::sub(p.one, s));
+    if constexpr (A == Activation::tanh) return V::fnma(s, s, p.one);
+    if constexpr (A == Activation::gelu) return V::fma(s, V::normal_pdf(s), V::normal_cdf(s));
+    if constexpr (A == Activation::gelu_tanh) {
+        R s2 = V::mul(s, s);
+        R u = V::mul(V::set1(kSqrt2OverPi), V::fma(V::mul(V::set1(kGeluTanhC), s), s2, s));
+        R du = V::mul(V::set1(kSqrt2OverPi), V::fma(V::set1(3 * kGeluTanhC), s2, p.one));
+        R sg = V::sigmoid(V::add(u, u));
+        R t = V::mul(V::mul(V::add(s, s), sg), V::mul(V::sub(p.one, sg), du));
+        return V::add(sg, t);
+    }
+    if constexpr (A == Activation::softplus) {
+        R bz = V::mul(p.beta, s);
+        return V::select(V::gt(bz, p.threshold), p.one, V::sigmoid(bz));
+    }
+}
+
+// acc[0..W) += v, widened to double.
+static inline void acc_add(double* acc, __m256d v) {
+    _mm256_storeu_pd(acc, _mm256_add_pd(_mm256_loadu_pd(acc), v));
+}
+static inline void acc_add(double* acc, __m256 v) {
+    acc_add(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    acc_add(acc + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+// Tails (fewer than W elements) go through a zero-padded stack vector.
+template <class V>
+typename V::R load_part(const typename V::T* p, index_t k) {
+    typename V::T buf[V::W] = {};
+    std::memcpy(buf, p, static_cast<size_t>(k) * sizeof(typename V::T));
+    return V::load(buf);
+}
+template <class V>
+void store_part(typename V::T* p, typename V::R v, index_t k) {
+    typename V::T buf[V::W];
+    V::store(buf, v);
+    std::memcpy(p, buf, static_cast<size_t>(k) * sizeof(typename V::T));
+}
+
+template <class V>
+void forward_n(Activation act, const ActParams& prm, const typename V::T* z, typename V::T* y, index_t n) {
+    VPrm<V> p(prm);
+    visit_act(act, [&](auto tag) {
+        constexpr Activation A = decltype(tag)::value;
+        index_t i = 0;
+        for (; i + V::W <= n; i += V::W) V::store(y + i, fwd<A, V>(V::load(z + i), p));
+        if (i < n) store_part<V>(y + i, fwd<A, V>(load_part<V>(z + i, n - i), p), n - i);
+    });
+}
+
+template <class V>
+void backward_n(Activation act, const ActParams& prm, const typename V::T* up, const typename V::T* s,
+                typename V::T* g, index_t n) {
+    VPrm<V> p(prm);
+    visit_act(act, [&](auto tag) {
+        constexpr Activation A = decltype(tag)::value;
+        index_t i = 0;
+        for (; i + V::W <= n; i += V::W) V::store(g + i, V::mul(V::load(up + i), grad<A, V>(V::load(s + i), p)));
+        if (i < n) {
+            index_t k = n - i;
+            store_part<V>(g + i, V::mul(load_part<V>(up + i, k), grad<A, V>(load_part<V>(s + i, k), p)), k);
+        }
+    });
+}
+
+template <class V>
+void bias_forward(Activation act, const ActParams& prm, typename V::T* c, index_t rows, index_t cols,
+                  index_t ldc, const typename V::T* bias, typename V::T* preact, index_t ldp) {
+    using R = typename V::R;
+    VPrm<V> p(prm);
+    visit_act(act, [&](auto tag) {
+        constexpr Activation A = decltype(tag)::value;
+        for (index_t i = 0; i < rows; ++i) {
+            typename V::T* ci = c + i * ldc;
+            typename V::T* pi = preact ? preact + i * ldp : nullptr;
+            index_t j = 0;
+            for (; j + V::W <= cols; j += V::W) {
+                R z = bias ? V::add(V::load(ci + j), V::load(bias + j)) : V::load(ci + j);
+                if (pi) V::store(pi + j, z);
+                V::store(ci + j, fwd<A, V>(z, p));
+            }
+            if (j < cols) {
+                index_t k = cols - j;
+                R z = load_part<V>(ci + j, k);
+                if (bias) z = V::add(z, load_part<V>(bias + j, k));
+                if (pi) store_part<V>(pi + j, z, k);
+                store_part<V>(ci + j, fwd<A, V>(z, p), k);
+            }
+        }
+    });
+}
+
+template <class V>
+void backward_cols(Activation act, const ActParams& prm, const typename V::T* up, const typename V::T* s,
+                   typename V::T* g, index_t m, index_t n, index_t j0, index_t j1, double* acc) {
+    using R = typename V::R;
+    VPrm<V> p(prm);
+    visit_act(act, [&](auto tag) {
+        constexpr Activation A = decltype(tag)::value;
+        for (index_t i = 0; i < m; ++i) {
+            const index_t o = i * n;
+            index_t j = j0;
+            for (; j + V::W <= j1; j += V::W) {
+                R v = V::mul(V::load(up + o + j), grad<A, V>(V::load(s + o + j), p));
+                V::store(g + o + j, v);
+                if (acc) acc_add(acc + (j - j0), v);
+            }
+            if (j < j1) {
+                index_t k = j1 - j;
+                R v = V::mul(load_part<V>(up + o + j, k), grad<A, V>(load_part<V>(s + o + j, k), p));
+                typename V::T buf[V::W];
+                V::store(buf, v);
+                std::memcpy(g + o + j, buf, static_cast<size_t>(k) * sizeof(typename V::T));
+                if (acc)
+                    for (index_t t = 0; t < k; ++t) acc[j - j0 + t] += static_cast<double>(buf[t]);
+            }
+        }
+    });
+}
+
+}  // namespace
+
+void act_forward(Activation act, const ActParams& p, const float* z, float* y, index_t n) {
+    forward_n<F32>(act, p, z, y, n);
+}
+void act_forward(Activation act, const ActParams& p, const double* z, double* y, index_t n) {
+    forward_n<F64>(act, p, z, y, n);
+}
+void act_backward(Activation act, const ActParams& p, const float* up, const float* s, float* g, index_t n) {
+    backward_n<F32>(act, p, up, s, g, n);
+}
+void act_backward(Activation act, const ActParams& p, const double* up, const double* s, double* g,
+                  index_t n) {
+    backward_n<F64>(act, p, up, s, g, n);
+}
+void bias_act_forward(Activation act, const ActParams& p, float* c, index_t rows, index_t cols,
+                      index_t ldc, const float* bias, float* preact, index_t ldp) {
+    bias_forward<F32>(act, p, c, rows, cols, ldc, bias, preact, ldp);
+}
+void bias_act_forward(Activation act, const ActParams& p, double* c, index_t rows, index_t cols,
+                      index_t ldc, const double* bias, double* preact, index_t ldp) {
+    bias_forward<F64>(act, p, c, rows, cols, ldc, bias, preact, ldp);
+}
+void act_backward_cols(Activation act, const ActParams& p, const float* up, const float* s, float* g,
+                       index_t m, index_t n, index_t j0, index_t j1, double* acc) {
+    backward_cols<F32>(act, p, up, s, g, m, n, j0, j1, acc);
+}
+void act_backward_cols(Activation act, const ActParams& p, const double* up, const double* s, double* g,
+                       index_t m, index_t n, index_t j0, index_t j1, double* acc) {
+    backward_cols<F64>(act, p, up, s, g, m, n, j0, j1, acc);
+}
+
+}  // namespace avx2
+}  // namespace pb
+#endif  // PB_HAVE_AVX2_KERNELS

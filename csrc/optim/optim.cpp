@@ -1,0 +1,165 @@
+// Optimiser updates: one fused in-place pass per parameter, PyTorch's formulas
+// (torch/optim/{sgd,adam,rmsprop}.py, `_single_tensor_*`) in PyTorch's order of
+// operations. Per-step scalars are computed in double here (PyTorch computes
+// them as Python floats); the elementwise arithmetic runs in the parameter's
+// type, like PyTorch's CPU kernels:
+//   lerp(a, b, w) = |w| < 0.5 ? a + w (b - a) : b - (b - a)(1 - w)   (ATen's lerp)
+//   addcmul: a + value t1 t2;  addcdiv: a + value t1 / t2.
+#include "optim/optim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "activations/avx2_guard.h"
+#include "common/thread_pool.h"
+#include "optim/optim_avx2.h"
+#include "optim/optim_coeffs.h"
+
+namespace pb {
+namespace {
+
+constexpr index_t kChunk = 8192;
+
+template <typename T>
+T lerp(T a, T b, T w) {
+    return std::fabs(w) < T(0.5) ? a + w * (b - a) : b - (b - a) * (T(1) - w);
+}
+
+template <typename T>
+void sgd_range(T* p, const T* grad, T* buf, index_t n, const SgdCoeffs& k) {
+    PB_IF_AVX2(avx2::sgd_range(p, grad, buf, n, k));
+    const T lr = T(k.lr), mom = T(k.momentum), damp1 = T(k.one_minus_dampening), wd = T(k.weight_decay);
+    for (index_t i = 0; i < n; ++i) {
+        T g = k.maximize ? -grad[i] : grad[i];
+        if (k.weight_decay != 0) g = g + wd * p[i];
+        if (k.momentum != 0) {
+            T b = k.first_step ? g : buf[i] * mom + damp1 * g;
+            buf[i] = b;
+            g = k.nesterov ? g + mom * b : b;
+        }
+        p[i] = p[i] + (-lr) * g;
+    }
+}
+
+template <typename T>
+void adam_range(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, const AdamCoeffs& k) {
+    PB_IF_AVX2(avx2::adam_range(p, grad, m, v, vmax, n, k));
+    const T keep = T(k.lr_wd_keep), wd = T(k.weight_decay), w1 = T(k.w1), b2 = T(k.beta2),
+            ob2 = T(k.one_minus_beta2), neg_ss = T(-k.step_size), bc2 = T(k.bc2_sqrt), eps = T(k.eps);
+    for (index_t i = 0; i < n; ++i) {
+        T g = k.maximize ? -grad[i] : grad[i];
+        T pi = p[i];
+        if (k.decoupled) pi = pi * keep;
+        else if (k.weight_decay != 0) g = g + wd * pi;
+        T mi = lerp(m[i], g, w1);
+        T vi = v[i] * b2 + ob2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        if (k.amsgrad) {
+            vi = std::max(vmax[i], vi);
+            vmax[i] = vi;
+        }
+        T denom = std::sqrt(vi) / bc2 + eps;
+        p[i] = pi + neg_ss * mi / denom;
+    }
+}
+
+template <typename T>
+void rmsprop_range(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, const RmspropCoeffs& k) {
+    PB_IF_AVX2(avx2::rmsprop_range(p, grad, sq, gavg, buf, n, k));
+    const T lr = T(k.lr), a = T(k.alpha), oa = T(k.one_minus_alpha), eps = T(k.eps), wd = T(k.weight_decay),
+            mom = T(k.momentum);
+    for (index_t i = 0; i < n; ++i) {
+        T g = k.maximize ? -grad[i] : grad[i];
+        if (k.weight_decay != 0) g = g + wd * p[i];
+        T s = sq[i] * a + oa * g * g;
+        sq[i] = s;
+        T avg;
+        if (k.centered) {
+            T ga = lerp(gavg[i], g, oa);
+            gavg[i] = ga;
+            avg = std::sqrt(s + T(-1) * ga * ga) + eps;
+        } else {
+            avg = std::sqrt(s) + eps;
+        }
+        if (k.momentum > 0) {
+            T b = buf[i] * mom + g / avg;
+            buf[i] = b;
+            p[i] = p[i] + (-lr) * b;
+        } else {
+            p[i] = p[i] + (-lr) * g / avg;
+        }
+    }
+}
+
+template <typename F>
+void over_chunks(index_t n, double cost, F&& f) {
+    if (n <= 0) return;
+    index_t tasks = (n + kChunk - 1) / kChunk;
+    parallel_for(tasks, cost * static_cast<double>(n), [&](index_t b, index_t e) {
+        index_t lo = b * kChunk, hi = std::min(e * kChunk, n);
+        f(lo, hi - lo);
+    });
+}
+
+template <typename T>
+T* at(T* p, index_t i) { return p ? p + i : nullptr; }
+
+}  // namespace
+
+template <typename T>
+void sgd_update(T* p, const T* grad, T* buf, index_t n, double lr, double momentum, double dampening,
+                double weight_decay, bool nesterov, bool first_step, bool maximize) {
+    if (n > 0 && momentum != 0 && !buf) throw std::invalid_argument("sgd_update: momentum != 0 needs a momentum buffer");
+    if (nesterov && (momentum <= 0 || dampening != 0))
+        throw std::invalid_argument("sgd_update: Nesterov momentum requires a momentum and zero dampening");
+    SgdCoeffs k{lr, momentum, 1.0 - dampening, weight_decay, nesterov, first_step, maximize};
+    over_chunks(n, 4.0, [&](index_t o, index_t len) { sgd_range(p + o, grad + o, at(buf, o), len, k); });
+}
+
+template <typename T>
+void adam_update(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, double lr, double beta1, double beta2,
+                 double eps, double weight_decay, bool decoupled, std::int64_t step, bool maximize) {
+    if (step < 1) throw std::invalid_argument("adam_update: step must be >= 1 (it counts this update)");
+    AdamCoeffs k;
+    k.lr_wd_keep = decoupled ? 1.0 - lr * weight_decay : 1.0;
+    k.weight_decay = decoupled ? 0.0 : weight_decay;
+    k.w1 = 1.0 - beta1;
+    k.beta2 = beta2;
+    k.one_minus_beta2 = 1.0 - beta2;
+    double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+    double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+    k.step_size = lr / bc1;
+    k.bc2_sqrt = std::sqrt(bc2);
+    k.eps = eps;
+    k.decoupled = decoupled;
+    k.amsgrad = vmax != nullptr;
+    k.maximize = maximize;
+    over_chunks(n, 10.0, [&](index_t o, index_t len) {
+        adam_range(p + o, grad + o, m + o, v + o, at(vmax, o), len, k);
+    });
+}
+
+template <typename T>
+void rmsprop_update(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, double lr, double alpha,
+                    double eps, double weight_decay, double momentum, bool centered, bool maximize) {
+    if (n > 0 && centered && !gavg) throw std::invalid_argument("rmsprop_update: centered needs a grad_avg buffer");
+    if (n > 0 && momentum > 0 && !buf) throw std::invalid_argument("rmsprop_update: momentum > 0 needs a momentum buffer");
+    RmspropCoeffs k{lr, alpha, 1.0 - alpha, eps, weight_decay, momentum, centered, maximize};
+    over_chunks(n, 10.0, [&](index_t o, index_t len) {
+        rmsprop_range(p + o, grad + o, sq + o, at(gavg, o), at(buf, o), len, k);
+    });
+}
+
+#define PB_INSTANTIATE(T)                                                                                  \
+    template void sgd_update<T>(T*, const T*, T*, index_t, double, double, double, double, bool, bool, bool); \
+    template void adam_update<T>(T*, const T*, T*, T*, T*, index_t, double, double, double, double, double,  \
+                                 bool, std::int64_t, bool);                                                 \
+    template void rmsprop_update<T>(T*, const T*, T*, T*, T*, index_t, double, double, double, double,      \
+                                    double, bool, bool);
+PB_INSTANTIATE(float)
+PB_INSTANTIATE(double)
+#undef PB_INSTANTIATE
+
+}  // namespace pb
