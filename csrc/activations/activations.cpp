@@ -251,6 +251,7 @@ void maxout_forward(const T* z, index_t pieces, index_t n, T* y, std::int32_t* a
     index_t tasks = (n + kChunk - 1) / kChunk;
     parallel_for(tasks, static_cast<double>(n) * static_cast<double>(pieces), [&](index_t b, index_t e) {
         index_t lo = b * kChunk, hi = std::min(e * kChunk, n);
+        PB_IF_AVX2(avx2::maxout_forward(z, pieces, n, lo, hi, y, argmax));
         for (index_t i = lo; i < hi; ++i) {
             T best = z[i];
             std::int32_t arg = 0;

@@ -1,6 +1,6 @@
 // Activations, AVX2+FMA: the table of activations.h in vector form. `fwd` and
 // `grad` mirror `forward` and `local_grad` of activations.cpp one activation
-// per line; simd_avx2.h supplies exp/expm1/log1p/tanh/sigmoid/erfc.
+// per line; simd_avx2.h supplies exp/expm1/log1p/tanh/sigmoid/GELU.
 #include "activations/activations_avx2.h"
 #include "activations/avx2_guard.h"
 
@@ -34,10 +34,11 @@ void visit_act(Activation act, F&& f) {
 template <class V>
 struct VPrm {
     typename V::R alpha, beta, threshold, one, zero;
-    bool elu_from_output;
+    bool elu_from_output, beta_is_one;
     explicit VPrm(const ActParams& p)
         : alpha(V::set1(p.alpha)), beta(V::set1(p.beta)), threshold(V::set1(p.threshold)),
-          one(V::set1(1.0)), zero(V::zero()), elu_from_output(p.alpha > 0) {}
+          one(V::set1(1.0)), zero(V::zero()), elu_from_output(p.alpha > 0),
+          beta_is_one(static_cast<typename V::T>(p.beta) == 1) {}
 };
 
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
@@ -54,14 +55,15 @@ typename V::R fwd(typename V::R z, const VPrm<V>& p) {
         return V::select(V::gt(z, p.zero), z, V::mul(p.alpha, V::expm1(V::min(p.zero, z))));
     if constexpr (A == Activation::sigmoid) return V::sigmoid(z);
     if constexpr (A == Activation::tanh) return V::tanh(z);
-    if constexpr (A == Activation::gelu) return V::mul(z, V::normal_cdf(z));
+    if constexpr (A == Activation::gelu) return V::gelu(z);
     if constexpr (A == Activation::gelu_tanh) {
         R u = V::mul(V::set1(kSqrt2OverPi), V::fma(V::mul(V::set1(kGeluTanhC), z), V::mul(z, z), z));
         return V::mul(z, V::sigmoid(V::add(u, u)));
     }
     if constexpr (A == Activation::softplus) {
-        R bz = V::mul(p.beta, z);
-        R r = V::div(V::add(V::max(p.zero, bz), V::log1p_unit(V::exp(V::neg(V::abs(bz))))), p.beta);
+        R bz = p.beta_is_one ? z : V::mul(p.beta, z);
+        R r = V::add(V::max(p.zero, bz), V::log1p_unit(V::exp(V::neg(V::abs(bz)))));
+        if (!p.beta_is_one) r = V::div(r, p.beta);  // (the same value for beta = 1)
         return V::select(V::gt(bz, p.threshold), z, r);
     }
 }
@@ -79,7 +81,7 @@ typename V::R grad(typename V::R s, const VPrm<V>& p) {
     }
     if constexpr (A == Activation::sigmoid) return V::mul(s, V::sub(p.one, s));
     if constexpr (A == Activation::tanh) return V::fnma(s, s, p.one);
-    if constexpr (A == Activation::gelu) return V::fma(s, V::normal_pdf(s), V::normal_cdf(s));
+    if constexpr (A == Activation::gelu) return V::gelu_grad(s);
     if constexpr (A == Activation::gelu_tanh) {
         R s2 = V::mul(s, s);
         R u = V::mul(V::set1(kSqrt2OverPi), V::fma(V::mul(V::set1(kGeluTanhC), s), s2, s));
@@ -198,7 +200,57 @@ void backward_cols(Activation act, const ActParams& prm, const typename V::T* up
     });
 }
 
+// Maxout: the running maximum and its piece index (as a float/double lane) per lane.
+static inline __m128i to_i32(__m256d k) { return _mm256_cvttpd_epi32(k); }
+static inline __m256i to_i32(__m256 k) { return _mm256_cvttps_epi32(k); }
+static inline void store_i32(std::int32_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+static inline void store_i32(std::int32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+
+template <class V>
+void maxout_fwd_t(const typename V::T* z, index_t pieces, index_t n, index_t lo, index_t hi, typename V::T* y,
+                  std::int32_t* argmax) {
+    using R = typename V::R;
+    using T = typename V::T;
+    index_t i = lo;
+    for (; i + V::W <= hi; i += V::W) {
+        R best = V::load(z + i), arg = V::zero();
+        R best_ord = V::ord(best, best);
+        for (index_t k = 1; k < pieces; ++k) {
+            R v = V::load(z + k * n + i);
+            // Strictly greater keeps the first maximum; a NaN piece wins once.
+            R take = V::bor(V::gt(v, best), V::band(V::unord(v, v), best_ord));
+            best = V::select(take, v, best);
+            arg = V::select(take, V::set1(static_cast<double>(k)), arg);
+            best_ord = V::ord(best, best);
+        }
+        V::store(y + i, best);
+        store_i32(argmax + i, to_i32(arg));
+    }
+    for (; i < hi; ++i) {
+        T best = z[i];
+        std::int32_t a = 0;
+        for (index_t k = 1; k < pieces; ++k) {
+            T v = z[k * n + i];
+            if (v > best || (v != v && best == best)) {
+                best = v;
+                a = static_cast<std::int32_t>(k);
+            }
+        }
+        y[i] = best;
+        argmax[i] = a;
+    }
+}
+
 }  // namespace
+
+void maxout_forward(const float* z, index_t pieces, index_t n, index_t lo, index_t hi, float* y,
+                    std::int32_t* argmax) {
+    maxout_fwd_t<F32>(z, pieces, n, lo, hi, y, argmax);
+}
+void maxout_forward(const double* z, index_t pieces, index_t n, index_t lo, index_t hi, double* y,
+                    std::int32_t* argmax) {
+    maxout_fwd_t<F64>(z, pieces, n, lo, hi, y, argmax);
+}
 
 void act_forward(Activation act, const ActParams& p, const float* z, float* y, index_t n) {
     forward_n<F32>(act, p, z, y, n);

@@ -29,5 +29,12 @@ void act_backward_cols(Activation act, const ActParams& p, const float* up, cons
 void act_backward_cols(Activation act, const ActParams& p, const double* up, const double* saved,
                        double* g, index_t m, index_t n, index_t j0, index_t j1, double* acc);
 
+// Maxout forward on outputs [lo, hi) of z (pieces x n): y[i] = max_k z[k, i], argmax[i] =
+// the first k attaining it, a NaN piece wins once (the rule of activations.cpp).
+void maxout_forward(const float* z, index_t pieces, index_t n, index_t lo, index_t hi, float* y,
+                    std::int32_t* argmax);
+void maxout_forward(const double* z, index_t pieces, index_t n, index_t lo, index_t hi, double* y,
+                    std::int32_t* argmax);
+
 }  // namespace avx2
 }  // namespace pb

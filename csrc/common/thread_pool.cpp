@@ -78,8 +78,8 @@ public:
         run_part(0);
         // Wait for the workers: spin first, then sleep.
         for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; ++spin) {
-            if (spin < 200000) {
-                cpu_relax();
+            if (spin < kSpins) {
+                backoff(spin);
             } else {
                 std::unique_lock<std::mutex> lk(m_);
                 cv_done_.wait(lk, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
@@ -92,6 +92,18 @@ public:
 
 private:
     Pool() : num_threads_(threads_from_env()) {}
+
+    // Spinning before sleeping: a sleep/wake round trip costs tens of
+    // microseconds, as much as a whole small kernel. Every 64 spins the thread
+    // yields, so a core shared with other processes is handed over quickly.
+    static constexpr int kSpins = 20000;
+
+    static void backoff(int spin) {
+        if ((spin & 63) == 63)
+            std::this_thread::yield();
+        else
+            cpu_relax();
+    }
 
     static void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -138,8 +150,8 @@ private:
         for (;;) {
             int spin = 0;
             while (w.ticket.load(std::memory_order_acquire) == seen) {
-                if (++spin < 20000) {
-                    cpu_relax();
+                if (++spin < kSpins) {
+                    backoff(spin);
                 } else {
                     std::unique_lock<std::mutex> lk(m_);
                     cv_start_.wait(lk, [&] { return w.ticket.load(std::memory_order_acquire) != seen; });

@@ -101,6 +101,7 @@ double bce_range(const T* z, const T* y, index_t n, T* elem, T* grad, T scale) {
 
 template <typename T>
 double squared_error_range(const T* a, const T* b, index_t n, T* elem, T* grad, T scale) {
+    PB_IF_AVX2(avx2::squared_error_range(a, b, n, elem, grad, scale));
     double s = 0.0;
     for (index_t i = 0; i < n; ++i) {
         T d = a[i] - b[i];
@@ -173,6 +174,7 @@ template <typename T>
 void softmax_backward(const T* gy, const T* y, index_t n, index_t c, T* gx) {
     if (n <= 0 || c <= 0) return;
     parallel_for(n, 3.0 * static_cast<double>(n) * static_cast<double>(c), [&](index_t b, index_t e) {
+        PB_IF_AVX2(avx2::softmax_backward_rows(gy, y, b, e, c, gx, false));
         for (index_t i = b; i < e; ++i) {
             const T *g = gy + i * c, *yi = y + i * c;
             double dot = 0.0;
@@ -187,6 +189,7 @@ template <typename T>
 void log_softmax_backward(const T* gy, const T* y, index_t n, index_t c, T* gx) {
     if (n <= 0 || c <= 0) return;
     parallel_for(n, row_work(n, c), [&](index_t b, index_t e) {
+        PB_IF_AVX2(avx2::softmax_backward_rows(gy, y, b, e, c, gx, true));
         for (index_t i = b; i < e; ++i) {
             const T *g = gy + i * c, *yi = y + i * c;
             double s = 0.0;

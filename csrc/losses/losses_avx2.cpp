@@ -155,7 +155,81 @@ double bce_range_t(const typename V::T* z, const typename V::T* y, index_t n, ty
     return hsum_pd(a0, a1);
 }
 
+// acc += a b in double, lane-wise (a b of floats is exact in double).
+static inline void acc_dot(__m256d& a0, __m256d&, __m256d a, __m256d b) { a0 = _mm256_fmadd_pd(a, b, a0); }
+static inline void acc_dot(__m256d& a0, __m256d& a1, __m256 a, __m256 b) {
+    a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_castps256_ps128(b)), a0);
+    a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)), a1);
+}
+
+template <class V>
+void softmax_backward_rows_t(const typename V::T* gy, const typename V::T* y, index_t r0, index_t r1, index_t c,
+                             typename V::T* gx, bool log) {
+    using T = typename V::T;
+    using R = typename V::R;
+    for (index_t i = r0; i < r1; ++i) {
+        const T *g = gy + i * c, *yi = y + i * c;
+        T* o = gx + i * c;
+        __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+        index_t j = 0;
+        if (log) {
+            for (; j + V::W <= c; j += V::W) V::acc_add(a0, a1, V::load(g + j));
+            if (j < c) V::acc_add(a0, a1, mload(g + j, c - j));  // masked lanes load 0
+            R st = V::set1(hsum_pd(a0, a1));
+            for (j = 0; j + V::W <= c; j += V::W)
+                V::store(o + j, V::fnma(V::exp(V::load(yi + j)), st, V::load(g + j)));
+            if (j < c) mstore(o + j, V::fnma(V::exp(mload(yi + j, c - j)), st, mload(g + j, c - j)), c - j);
+        } else {
+            for (; j + V::W <= c; j += V::W) acc_dot(a0, a1, V::load(g + j), V::load(yi + j));
+            if (j < c) acc_dot(a0, a1, mload(g + j, c - j), mload(yi + j, c - j));
+            R dt = V::set1(hsum_pd(a0, a1));
+            for (j = 0; j + V::W <= c; j += V::W)
+                V::store(o + j, V::mul(V::load(yi + j), V::sub(V::load(g + j), dt)));
+            if (j < c) mstore(o + j, V::mul(mload(yi + j, c - j), V::sub(mload(g + j, c - j), dt)), c - j);
+        }
+    }
+}
+
+template <class V>
+double squared_error_range_t(const typename V::T* a, const typename V::T* b, index_t n, typename V::T* elem,
+                             typename V::T* grad, typename V::T scale) {
+    using R = typename V::R;
+    R s2 = V::set1(2.0 * static_cast<double>(scale));
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    index_t i = 0;
+    for (; i + V::W <= n; i += V::W) {
+        R d = V::sub(V::load(a + i), V::load(b + i));
+        if (elem) V::store(elem + i, V::mul(d, d));
+        if (grad) V::store(grad + i, V::mul(s2, d));
+        acc_dot(a0, a1, d, d);
+    }
+    if (i < n) {
+        index_t k = n - i;
+        R d = V::sub(mload(a + i, k), mload(b + i, k));  // 0 in masked lanes
+        if (elem) mstore(elem + i, V::mul(d, d), k);
+        if (grad) mstore(grad + i, V::mul(s2, d), k);
+        acc_dot(a0, a1, d, d);
+    }
+    return hsum_pd(a0, a1);
+}
+
 }  // namespace
+
+void softmax_backward_rows(const float* gy, const float* y, index_t r0, index_t r1, index_t c, float* gx,
+                           bool log) {
+    softmax_backward_rows_t<F32>(gy, y, r0, r1, c, gx, log);
+}
+void softmax_backward_rows(const double* gy, const double* y, index_t r0, index_t r1, index_t c, double* gx,
+                           bool log) {
+    softmax_backward_rows_t<F64>(gy, y, r0, r1, c, gx, log);
+}
+double squared_error_range(const float* a, const float* b, index_t n, float* elem, float* grad, float scale) {
+    return squared_error_range_t<F32>(a, b, n, elem, grad, scale);
+}
+double squared_error_range(const double* a, const double* b, index_t n, double* elem, double* grad,
+                           double scale) {
+    return squared_error_range_t<F64>(a, b, n, elem, grad, scale);
+}
 
 void ce_rows(const float* x, index_t r0, index_t r1, index_t c, const std::int64_t* t, double* loss, float* d,
              float scale, const float* row_scale) {

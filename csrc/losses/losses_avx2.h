@@ -23,5 +23,18 @@ void softmax_rows(const double* x, index_t r0, index_t r1, index_t c, double* y,
 double bce_range(const float* z, const float* y, index_t n, float* elem, float* grad, float scale);
 double bce_range(const double* z, const double* y, index_t n, double* elem, double* grad, double scale);
 
+// Rows [r0, r1) of the softmax backward (y = softmax output): gx = y (gy - sum_j gy_j y_j),
+// or, if log, of the log-softmax backward (y = log-softmax output): gx = gy - exp(y) sum_j gy_j.
+// Row sums in double, lane order fixed.
+void softmax_backward_rows(const float* gy, const float* y, index_t r0, index_t r1, index_t c, float* gx,
+                           bool log);
+void softmax_backward_rows(const double* gy, const double* y, index_t r0, index_t r1, index_t c, double* gx,
+                           bool log);
+
+// Squared error over n elements; returns sum (a - b)^2 in double (lane order fixed).
+double squared_error_range(const float* a, const float* b, index_t n, float* elem, float* grad, float scale);
+double squared_error_range(const double* a, const double* b, index_t n, double* elem, double* grad,
+                           double scale);
+
 }  // namespace avx2
 }  // namespace pb

@@ -111,6 +111,40 @@ int activation_tests_t() {
             }
         }
     }
+    // GELU keeps its relative accuracy in the left tail, down to where z Phi(z) leaves the
+    // normal range (reference in long double, so the rounding of z/sqrt2 does not matter).
+    {
+        const bool f32 = std::is_same<T, float>::value;
+        // The portable float64 path takes erfc of the rounded z/sqrt2: error up to ~z^2 ulp.
+        const bool exact_sq = f32 || pb::active_isa() == pb::Isa::avx2;
+        const double trel0 = f32 ? 1e-6 : 2e-15;
+        const double zmin = f32 ? -12.5 : -37.0;
+        std::vector<T> zt, yt, gt;
+        for (double v = zmin; v <= 6.0; v += 0.01234) zt.push_back(static_cast<T>(v));
+        yt.resize(zt.size());
+        gt.resize(zt.size());
+        std::vector<T> ones(zt.size(), T(1));
+        pb::ActParams p;
+        const index_t nt = static_cast<index_t>(zt.size());
+        pb::act_forward(Activation::gelu, p, zt.data(), yt.data(), nt);
+        pb::act_backward(Activation::gelu, p, ones.data(), zt.data(), gt.data(), nt);
+        for (index_t i = 0; i < nt; ++i) {
+            long double zl = zt[static_cast<std::size_t>(i)];
+            long double cdf = 0.5L * std::erfc(-zl / std::sqrt(2.0L));
+            long double pdf = std::exp(-0.5L * zl * zl) / std::sqrt(2.0L * 3.14159265358979323846264338327950288L);
+            double want = static_cast<double>(zl * cdf);
+            const double trel = exact_sq ? trel0 : trel0 + 4e-16 * static_cast<double>(zl * zl);
+            double got = yt[static_cast<std::size_t>(i)];
+            PB_CHECK(fails, close(got, want, trel, 0), "gelu tail (%s) z=%.17g: %.17g want %.17g (rel %.3g)",
+                     f32 ? "f32" : "f64", static_cast<double>(zl), got, want, std::fabs(got / want - 1));
+            // f' = Phi + z phi cancels near z = -0.75: relative to the larger term.
+            double dwant = static_cast<double>(cdf + zl * pdf);
+            double dscale = static_cast<double>(cdf > std::fabs(zl * pdf) ? cdf : std::fabs(zl * pdf));
+            double dgot = gt[static_cast<std::size_t>(i)];
+            PB_CHECK(fails, std::fabs(dgot - dwant) <= 2 * trel * dscale, "gelu' tail z=%.17g: %.17g want %.17g",
+                     static_cast<double>(zl), dgot, dwant);
+        }
+    }
     // ReLU: derivative 0 at 0; NaN propagates through the forward pass.
     {
         pb::ActParams p;
@@ -188,6 +222,32 @@ int activation_tests_t() {
         try { pb::maxout_backward(gy, bad, pieces, n2, gz); } catch (const std::invalid_argument&) { threw = true; }
         PB_CHECK(fails, threw, "maxout_backward accepted argmax 3 of 3 pieces");
     }
+    // Maxout on every tail length and across task chunks: ties (first wins) and NaNs (a NaN wins once).
+    for (index_t pieces : {1, 2, 3, 5}) {
+        for (index_t n2 : {1, 7, 8, 9, 31, 8192 + 13}) {
+            std::mt19937 gen(static_cast<unsigned>(pieces * 100000 + n2));
+            std::uniform_int_distribution<int> ud(-3, 3);
+            std::vector<T> zz(static_cast<std::size_t>(pieces * n2));
+            for (auto& v : zz) v = static_cast<T>(ud(gen));
+            for (std::size_t k = 5; k < zz.size(); k += 37) zz[k] = std::numeric_limits<T>::quiet_NaN();
+            std::vector<T> yy(static_cast<std::size_t>(n2));
+            std::vector<std::int32_t> am(static_cast<std::size_t>(n2));
+            pb::maxout_forward(zz.data(), pieces, n2, yy.data(), am.data());
+            for (index_t i = 0; i < n2; ++i) {
+                T best = zz[static_cast<std::size_t>(i)];
+                std::int32_t arg = 0;
+                for (index_t k = 1; k < pieces; ++k) {
+                    T v = zz[static_cast<std::size_t>(k * n2 + i)];
+                    if (v > best || (std::isnan(v) && !std::isnan(best))) { best = v; arg = static_cast<std::int32_t>(k); }
+                }
+                const std::size_t si = static_cast<std::size_t>(i);
+                bool ok = am[si] == arg && (yy[si] == best || (std::isnan(yy[si]) && std::isnan(best)));
+                PB_CHECK(fails, ok, "maxout pieces=%lld n=%lld i=%lld: (%g, %d) want (%g, %d)",
+                         static_cast<long long>(pieces), static_cast<long long>(n2), static_cast<long long>(i),
+                         static_cast<double>(yy[si]), am[si], static_cast<double>(best), arg);
+            }
+        }
+    }
     return fails;
 }
 
@@ -231,6 +291,31 @@ int loss_tests_t() {
                 }
             }
             PB_CHECK(fails, close(total, want_total, rtol, rtol * n), "ce total %g vs %g", total, want_total);
+            // softmax / log-softmax backward against double references.
+            std::vector<T> gy(x.size()), gx(x.size()), lgx(x.size());
+            for (auto& v : gy) v = static_cast<T>(nd(gen));
+            pb::softmax_backward(gy.data(), y.data(), n, c, gx.data());
+            pb::log_softmax_backward(gy.data(), ly.data(), n, c, lgx.data());
+            for (index_t i = 0; i < n; ++i) {
+                double dot = 0, sg = 0, mag = 0, lmag = 0;
+                for (index_t j = 0; j < c; ++j) {
+                    std::size_t k = static_cast<std::size_t>(i * c + j);
+                    dot += static_cast<double>(gy[k]) * y[k];
+                    sg += gy[k];
+                    mag += std::fabs(static_cast<double>(gy[k]) * y[k]);
+                    lmag += std::fabs(static_cast<double>(gy[k]));
+                }
+                for (index_t j = 0; j < c; ++j) {
+                    std::size_t k = static_cast<std::size_t>(i * c + j);
+                    double w = static_cast<double>(y[k]) * (gy[k] - dot);
+                    PB_CHECK(fails, std::fabs(gx[k] - w) <= 4 * rtol * (std::fabs(w) + y[k] * mag),
+                             "softmax_backward %g vs %g", static_cast<double>(gx[k]), w);
+                    double ey = std::exp(static_cast<double>(ly[k]));
+                    double lw = gy[k] - ey * sg;
+                    PB_CHECK(fails, std::fabs(lgx[k] - lw) <= 4 * rtol * (std::fabs(gy[k]) + ey * lmag),
+                             "log_softmax_backward %g vs %g", static_cast<double>(lgx[k]), lw);
+                }
+            }
         }
     }
     // Targets are validated before anything is read.
@@ -271,6 +356,12 @@ int loss_tests_t() {
             wse += dd * dd;
         }
         PB_CHECK(fails, close(se, wse, 4 * rtol, 4 * rtol), "squared_error sum");
+        for (index_t i = 0; i < n; ++i) {
+            const std::size_t k = static_cast<std::size_t>(i);
+            T dd = z[k] - yv[k];
+            PB_CHECK(fails, el[k] == dd * dd && gr[k] == T(4) * dd, "squared_error elem/grad at %lld",
+                     static_cast<long long>(i));
+        }
     }
     return fails;
 }
