@@ -12,7 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CSRC = REPO / "csrc"
 sys.path.insert(0, str(CSRC))
-from build_flags import SANITIZE_FLAGS, core_sources, flags_for, test_sources  # noqa: E402
+from build_flags import SANITIZE_FLAGS, core_sources, flags_for  # noqa: E402
+from build_flags import test_sources as native_test_sources  # noqa: E402  (not a pytest test)
 
 CXX = os.environ.get("CXX", "g++")
 
@@ -39,7 +40,7 @@ def build(out_dir, extra_flags=(), opt=None):
         return str(obj)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        objects = [o for o in pool.map(compile_one, core_sources() + test_sources()) if o]
+        objects = [o for o in pool.map(compile_one, core_sources() + native_test_sources()) if o]
     exe = out_dir / "pb_native_tests"
     res = subprocess.run([CXX, *extra_flags, "-pthread", *objects, "-o", str(exe)], capture_output=True, text=True)
     assert res.returncode == 0, f"linking failed:\n{res.stderr}"
