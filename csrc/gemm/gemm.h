@@ -5,7 +5,10 @@
 // Matrices are given by a pointer and element strides (rs = row stride,
 // cs = column stride), BLIS-style, so X W, G W^T and X^T G are all the same
 // call with different strides and nothing is transposed in memory.
-// beta == 0 means C is not read (NaN or garbage in C is overwritten).
+// beta == 0 means C is not read (NaN or garbage in C is overwritten); with
+// k == 0 or alpha == 0, A and B are not read (C = beta C). Strides may be any
+// (also negative); C must not overlap A or B. An epilogue needs cs_c == 1.
+// Throws std::invalid_argument for negative dimensions.
 // The reduction dimension k is never split across threads: results are
 // bit-identical for any thread count on one ISA.
 #pragma once

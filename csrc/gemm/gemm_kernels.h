@@ -30,10 +30,10 @@ struct BlockSizes {
     index_t mc, kc, nc;
 };
 //                                              mr  nr   mc   kc    nc
-constexpr BlockSizes kBlocksAvx2F32{            6, 16, 144, 384, 3072};
-constexpr BlockSizes kBlocksAvx2F64{            6,  8,  96, 320, 3072};
-constexpr BlockSizes kBlocksGenericF32{         4,  8, 128, 256, 2048};
-constexpr BlockSizes kBlocksGenericF64{         4,  4, 128, 256, 2048};
+constexpr BlockSizes kBlocksAvx2F32{            6, 16, 144, 256, 3072};
+constexpr BlockSizes kBlocksAvx2F64{            6,  8,  96, 256, 3072};
+constexpr BlockSizes kBlocksGenericF32{         6,  8, 144, 256, 2048};
+constexpr BlockSizes kBlocksGenericF64{         6,  4, 144, 256, 2048};
 
 // One call of the macro-kernel: C[0:m, 0:n] = alpha * A B + beta * C with
 // A m x k and B k x n, where

@@ -1,0 +1,356 @@
+// AVX2+FMA GEMM kernels: register-tile microkernels (float 6x16, double 6x8),
+// the macro-kernel around them (loops 2 and 1 of the BLIS nest, edge tiles),
+// and the packing routines.
+//
+// Compiled with -mavx2 -mfma (this file only). ODR rule: no STL, no inline or
+// template code shared with generic files; everything here is in
+// pb::avx2 with internal helpers in an anonymous namespace.
+//
+// The microkernel reads A by broadcasting single elements, so A may have any
+// strides (packed or straight from the caller's matrix), and B by vector
+// loads along j, so B needs unit stride along j (packed, or a row-major
+// caller matrix). The 6x16 float tile keeps 12 ymm accumulators, 2 B vectors
+// and 1 broadcast in the 16 ymm registers: 12 FMAs per 8 loads per k step.
+#include <immintrin.h>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "gemm/gemm_kernels.h"
+
+namespace pb {
+namespace avx2 {
+namespace {
+
+using gemm_detail::MacroArgs;
+
+constexpr int kMrF = gemm_detail::kBlocksAvx2F32.mr;
+constexpr int kNrF = gemm_detail::kBlocksAvx2F32.nr;
+constexpr int kMrD = gemm_detail::kBlocksAvx2F64.mr;
+constexpr int kNrD = gemm_detail::kBlocksAvx2F64.nr;
+static_assert(kMrF == 6 && kNrF == 16, "the float microkernel is written for 6x16");
+static_assert(kMrD == 6 && kNrD == 8, "the double microkernel is written for 6x8");
+
+inline index_t imin(index_t x, index_t y) { return x < y ? x : y; }
+
+// beta == 0: C is not read; beta == 1: one FMA; otherwise scale C first.
+enum BetaMode { kBeta0 = 0, kBeta1 = 1, kBetaAny = 2 };
+inline int beta_mode(double beta) { return beta == 0.0 ? kBeta0 : (beta == 1.0 ? kBeta1 : kBetaAny); }
+
+// ----------------------------------------------------------------- float 6x16
+
+__attribute__((always_inline)) inline __m256 wb_f32(float* cp, __m256 acc, __m256 va, __m256 vb, int bm) {
+    if (bm == kBeta0) return _mm256_mul_ps(va, acc);
+    if (bm == kBeta1) return _mm256_fmadd_ps(va, acc, _mm256_loadu_ps(cp));
+    return _mm256_fmadd_ps(va, acc, _mm256_mul_ps(vb, _mm256_loadu_ps(cp)));
+}
+
+// C[0:6, 0:16] = alpha * sum_p A(:, p) B(p, :) + beta * C, C with unit
+// column stride. A(i, p) = a[o_i + p*a_cs] with o_0 = 0 (rows past the valid
+// ones point at a valid row: their results are discarded by the caller).
+void ukr_f32(index_t k, const float* a, index_t o1, index_t o2, index_t o3, index_t o4, index_t o5,
+             index_t a_cs, const float* b, index_t b_rs, float* c, index_t c_rs, float alpha, float beta) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (index_t i = 0; i < kMrF; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (index_t p = 0; p < k; ++p) {
+        const __m256 b0 = _mm256_loadu_ps(b);
+        const __m256 b1 = _mm256_loadu_ps(b + 8);
+        __m256 ai = _mm256_broadcast_ss(a);
+        c00 = _mm256_fmadd_ps(ai, b0, c00);
+        c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + o1);
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + o2);
+        c20 = _mm256_fmadd_ps(ai, b0, c20);
+        c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + o3);
+        c30 = _mm256_fmadd_ps(ai, b0, c30);
+        c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + o4);
+        c40 = _mm256_fmadd_ps(ai, b0, c40);
+        c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + o5);
+        c50 = _mm256_fmadd_ps(ai, b0, c50);
+        c51 = _mm256_fmadd_ps(ai, b1, c51);
+        a += a_cs;
+        b += b_rs;
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const int bm = beta_mode(beta);
+    float* r = c;
+    __m256 t0 = wb_f32(r, c00, va, vb, bm), t1 = wb_f32(r + 8, c01, va, vb, bm);
+    _mm256_storeu_ps(r, t0); _mm256_storeu_ps(r + 8, t1); r += c_rs;
+    t0 = wb_f32(r, c10, va, vb, bm); t1 = wb_f32(r + 8, c11, va, vb, bm);
+    _mm256_storeu_ps(r, t0); _mm256_storeu_ps(r + 8, t1); r += c_rs;
+    t0 = wb_f32(r, c20, va, vb, bm); t1 = wb_f32(r + 8, c21, va, vb, bm);
+    _mm256_storeu_ps(r, t0); _mm256_storeu_ps(r + 8, t1); r += c_rs;
+    t0 = wb_f32(r, c30, va, vb, bm); t1 = wb_f32(r + 8, c31, va, vb, bm);
+    _mm256_storeu_ps(r, t0); _mm256_storeu_ps(r + 8, t1); r += c_rs;
+    t0 = wb_f32(r, c40, va, vb, bm); t1 = wb_f32(r + 8, c41, va, vb, bm);
+    _mm256_storeu_ps(r, t0); _mm256_storeu_ps(r + 8, t1); r += c_rs;
+    t0 = wb_f32(r, c50, va, vb, bm); t1 = wb_f32(r + 8, c51, va, vb, bm);
+    _mm256_storeu_ps(r, t0); _mm256_storeu_ps(r + 8, t1);
+}
+
+// ------------------------------------------------------------------ double 6x8
+
+__attribute__((always_inline)) inline __m256d wb_f64(double* cp, __m256d acc, __m256d va, __m256d vb, int bm) {
+    if (bm == kBeta0) return _mm256_mul_pd(va, acc);
+    if (bm == kBeta1) return _mm256_fmadd_pd(va, acc, _mm256_loadu_pd(cp));
+    return _mm256_fmadd_pd(va, acc, _mm256_mul_pd(vb, _mm256_loadu_pd(cp)));
+}
+
+void ukr_f64(index_t k, const double* a, index_t o1, index_t o2, index_t o3, index_t o4, index_t o5,
+             index_t a_cs, const double* b, index_t b_rs, double* c, index_t c_rs, double alpha,
+             double beta) {
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+    for (index_t i = 0; i < kMrD; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (index_t p = 0; p < k; ++p) {
+        const __m256d b0 = _mm256_loadu_pd(b);
+        const __m256d b1 = _mm256_loadu_pd(b + 4);
+        __m256d ai = _mm256_broadcast_sd(a);
+        c00 = _mm256_fmadd_pd(ai, b0, c00);
+        c01 = _mm256_fmadd_pd(ai, b1, c01);
+        ai = _mm256_broadcast_sd(a + o1);
+        c10 = _mm256_fmadd_pd(ai, b0, c10);
+        c11 = _mm256_fmadd_pd(ai, b1, c11);
+        ai = _mm256_broadcast_sd(a + o2);
+        c20 = _mm256_fmadd_pd(ai, b0, c20);
+        c21 = _mm256_fmadd_pd(ai, b1, c21);
+        ai = _mm256_broadcast_sd(a + o3);
+        c30 = _mm256_fmadd_pd(ai, b0, c30);
+        c31 = _mm256_fmadd_pd(ai, b1, c31);
+        ai = _mm256_broadcast_sd(a + o4);
+        c40 = _mm256_fmadd_pd(ai, b0, c40);
+        c41 = _mm256_fmadd_pd(ai, b1, c41);
+        ai = _mm256_broadcast_sd(a + o5);
+        c50 = _mm256_fmadd_pd(ai, b0, c50);
+        c51 = _mm256_fmadd_pd(ai, b1, c51);
+        a += a_cs;
+        b += b_rs;
+    }
+    const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
+    const int bm = beta_mode(beta);
+    double* r = c;
+    __m256d t0 = wb_f64(r, c00, va, vb, bm), t1 = wb_f64(r + 4, c01, va, vb, bm);
+    _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1); r += c_rs;
+    t0 = wb_f64(r, c10, va, vb, bm); t1 = wb_f64(r + 4, c11, va, vb, bm);
+    _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1); r += c_rs;
+    t0 = wb_f64(r, c20, va, vb, bm); t1 = wb_f64(r + 4, c21, va, vb, bm);
+    _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1); r += c_rs;
+    t0 = wb_f64(r, c30, va, vb, bm); t1 = wb_f64(r + 4, c31, va, vb, bm);
+    _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1); r += c_rs;
+    t0 = wb_f64(r, c40, va, vb, bm); t1 = wb_f64(r + 4, c41, va, vb, bm);
+    _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1); r += c_rs;
+    t0 = wb_f64(r, c50, va, vb, bm); t1 = wb_f64(r + 4, c51, va, vb, bm);
+    _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1);
+}
+
+// ------------------------------------------------------- macro-kernel (loops 2, 1)
+
+template <typename T>
+using Ukr = void (*)(index_t, const T*, index_t, index_t, index_t, index_t, index_t, index_t, const T*, index_t,
+                     T*, index_t, T, T);
+
+template <typename T, int MR, int NR, Ukr<T> ukr>
+struct Macro {
+    static void run(const MacroArgs<T>& g) {
+        // Row offsets of a full A panel; the last panel's are clamped to its rows.
+        const index_t o_full[MR] = {0, g.a_rs, 2 * g.a_rs, 3 * g.a_rs, 4 * g.a_rs, 5 * g.a_rs};
+        for (index_t jr = 0; jr < g.n; jr += NR) {  // loop 2: micro-panels of B (L1)
+            const index_t nr = imin(NR, g.n - jr);
+            const T* bp = nr == NR ? g.b + (jr / NR) * g.b_ps : g.b_edge;
+            const index_t b_rs = nr == NR ? g.b_rs : NR;
+            for (index_t ir = 0; ir < g.m; ir += MR) {  // loop 1: micro-panels of A (L2)
+                const index_t mr = imin(MR, g.m - ir);
+                const T* ap = g.a + (ir / MR) * g.a_ps;
+                index_t o[MR];
+                for (int i = 0; i < MR; ++i) o[i] = o_full[imin(i, mr - 1)];
+                T* cp = g.c + ir * g.c_rs + jr * g.c_cs;
+                if (mr == MR && nr == NR && g.c_cs == 1) {
+                    ukr(g.k, ap, o[1], o[2], o[3], o[4], o[5], g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha, g.beta);
+                } else {
+                    edge_tile(g, ap, o, bp, b_rs, cp, mr, nr);
+                }
+            }
+        }
+    }
+
+    // A partial tile (or C without unit column stride): the same microkernel
+    // on an aligned stack tile holding a copy of C, so every element of C gets
+    // exactly the arithmetic it would get in a full tile.
+    __attribute__((noinline)) static void edge_tile(const MacroArgs<T>& g, const T* ap, const index_t* o,
+                                                    const T* bp, index_t b_rs, T* cp, index_t mr, index_t nr) {
+        alignas(64) T t[MR * NR];
+        if (g.beta != T(0)) {
+            std::memset(t, 0, sizeof(t));  // the unused part is computed too: keep it defined
+            for (index_t i = 0; i < mr; ++i)
+                for (index_t j = 0; j < nr; ++j) t[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
+        }
+        ukr(g.k, ap, o[1], o[2], o[3], o[4], o[5], g.a_cs, bp, b_rs, t, NR, g.alpha, g.beta);
+        for (index_t i = 0; i < mr; ++i)
+            for (index_t j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = t[i * NR + j];
+    }
+};
+
+// ------------------------------------------------------------------ packing
+
+// 8x8 float transpose of rows r[0..8) (each 8 floats) into out rows.
+inline void transpose8_ps(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5, __m256& r6,
+                          __m256& r7) {
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// 4x4 double transpose.
+inline void transpose4_pd(__m256d& r0, __m256d& r1, __m256d& r2, __m256d& r3) {
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    r0 = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r1 = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r2 = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r3 = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+template <typename T, int MR>
+void pack_a_impl(index_t m, index_t k, const T* a, index_t rs, index_t cs, T* dst) {
+    for (index_t ir = 0; ir < m; ir += MR, dst += MR * k) {
+        const index_t mr = imin(MR, m - ir);
+        const T* src = a + ir * rs;
+        if (mr == MR && rs == 1) {  // column-major A: MR contiguous values per k
+            for (index_t p = 0; p < k; ++p)
+                for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[p * cs + i];
+        } else {
+            for (index_t p = 0; p < k; ++p) {
+                for (index_t i = 0; i < mr; ++i) dst[p * MR + i] = src[i * rs + p * cs];
+                for (index_t i = mr; i < MR; ++i) dst[p * MR + i] = T(0);
+            }
+        }
+    }
+}
+
+// B panel of NR columns; the transposed case (rs == 1: columns of B are
+// contiguous, as in G W^T) goes through register transposes.
+void pack_b_f32_impl(index_t k, index_t n, const float* b, index_t rs, index_t cs, float* dst) {
+    for (index_t jr = 0; jr < n; jr += kNrF, dst += kNrF * k) {
+        const index_t nr = imin(kNrF, n - jr);
+        const float* src = b + jr * cs;
+        if (nr == kNrF && cs == 1) {
+            for (index_t p = 0; p < k; ++p) {
+                _mm256_storeu_ps(dst + p * kNrF, _mm256_loadu_ps(src + p * rs));
+                _mm256_storeu_ps(dst + p * kNrF + 8, _mm256_loadu_ps(src + p * rs + 8));
+            }
+        } else if (nr == kNrF && rs == 1) {
+            index_t p = 0;
+            for (; p + 8 <= k; p += 8) {
+                for (int h = 0; h < 2; ++h) {  // columns jr + 8h .. jr + 8h + 7
+                    const float* s = src + 8 * h * cs + p;
+                    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + cs);
+                    __m256 r2 = _mm256_loadu_ps(s + 2 * cs), r3 = _mm256_loadu_ps(s + 3 * cs);
+                    __m256 r4 = _mm256_loadu_ps(s + 4 * cs), r5 = _mm256_loadu_ps(s + 5 * cs);
+                    __m256 r6 = _mm256_loadu_ps(s + 6 * cs), r7 = _mm256_loadu_ps(s + 7 * cs);
+                    transpose8_ps(r0, r1, r2, r3, r4, r5, r6, r7);
+                    float* d = dst + p * kNrF + 8 * h;
+                    _mm256_storeu_ps(d, r0);
+                    _mm256_storeu_ps(d + kNrF, r1);
+                    _mm256_storeu_ps(d + 2 * kNrF, r2);
+                    _mm256_storeu_ps(d + 3 * kNrF, r3);
+                    _mm256_storeu_ps(d + 4 * kNrF, r4);
+                    _mm256_storeu_ps(d + 5 * kNrF, r5);
+                    _mm256_storeu_ps(d + 6 * kNrF, r6);
+                    _mm256_storeu_ps(d + 7 * kNrF, r7);
+                }
+            }
+            for (; p < k; ++p)
+                for (int j = 0; j < kNrF; ++j) dst[p * kNrF + j] = src[j * cs + p];
+        } else {
+            for (index_t p = 0; p < k; ++p) {
+                for (index_t j = 0; j < nr; ++j) dst[p * kNrF + j] = src[p * rs + j * cs];
+                for (index_t j = nr; j < kNrF; ++j) dst[p * kNrF + j] = 0.0f;
+            }
+        }
+    }
+}
+
+void pack_b_f64_impl(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst) {
+    for (index_t jr = 0; jr < n; jr += kNrD, dst += kNrD * k) {
+        const index_t nr = imin(kNrD, n - jr);
+        const double* src = b + jr * cs;
+        if (nr == kNrD && cs == 1) {
+            for (index_t p = 0; p < k; ++p) {
+                _mm256_storeu_pd(dst + p * kNrD, _mm256_loadu_pd(src + p * rs));
+                _mm256_storeu_pd(dst + p * kNrD + 4, _mm256_loadu_pd(src + p * rs + 4));
+            }
+        } else if (nr == kNrD && rs == 1) {
+            index_t p = 0;
+            for (; p + 4 <= k; p += 4) {
+                for (int h = 0; h < 2; ++h) {
+                    const double* s = src + 4 * h * cs + p;
+                    __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + cs);
+                    __m256d r2 = _mm256_loadu_pd(s + 2 * cs), r3 = _mm256_loadu_pd(s + 3 * cs);
+                    transpose4_pd(r0, r1, r2, r3);
+                    double* d = dst + p * kNrD + 4 * h;
+                    _mm256_storeu_pd(d, r0);
+                    _mm256_storeu_pd(d + kNrD, r1);
+                    _mm256_storeu_pd(d + 2 * kNrD, r2);
+                    _mm256_storeu_pd(d + 3 * kNrD, r3);
+                }
+            }
+            for (; p < k; ++p)
+                for (int j = 0; j < kNrD; ++j) dst[p * kNrD + j] = src[j * cs + p];
+        } else {
+            for (index_t p = 0; p < k; ++p) {
+                for (index_t j = 0; j < nr; ++j) dst[p * kNrD + j] = src[p * rs + j * cs];
+                for (index_t j = nr; j < kNrD; ++j) dst[p * kNrD + j] = 0.0;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr_f32>::run(g); }
+void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) { Macro<double, kMrD, kNrD, ukr_f64>::run(g); }
+
+void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst) {
+    pack_a_impl<float, kMrF>(m, k, a, rs, cs, dst);
+}
+void gemm_pack_a_f64(index_t m, index_t k, const double* a, index_t rs, index_t cs, double* dst) {
+    pack_a_impl<double, kMrD>(m, k, a, rs, cs, dst);
+}
+void gemm_pack_b_f32(index_t k, index_t n, const float* b, index_t rs, index_t cs, float* dst) {
+    pack_b_f32_impl(k, n, b, rs, cs, dst);
+}
+void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst) {
+    pack_b_f64_impl(k, n, b, rs, cs, dst);
+}
+
+}  // namespace avx2
+}  // namespace pb

@@ -1,0 +1,244 @@
+"""pybackprop._core.dense_forward / dense_backward against a float64 numpy
+composition of the same steps, and the backward against finite differences."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pybackprop import _core
+
+ACTS = ["identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softplus"]
+EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+C_GELU = math.sqrt(2.0 / math.pi)
+
+
+def params(act):
+    return dict(alpha=1.0 if act == "elu" else 0.01, beta=1.0, threshold=20.0)
+
+
+def act_ref(act, z, alpha, beta, threshold):
+    if act == "identity":
+        return z
+    if act == "relu":
+        return np.maximum(z, 0.0)
+    if act == "leaky_relu":
+        return np.where(z > 0, z, alpha * z)
+    if act == "elu":
+        return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0.0)))
+    if act == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+    if act == "tanh":
+        return np.tanh(z)
+    if act == "gelu":
+        return 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0)))
+    if act == "gelu_tanh":
+        return 0.5 * z * (1.0 + np.tanh(C_GELU * (z + 0.044715 * z ** 3)))
+    if act == "softplus":
+        bz = beta * z
+        return np.where(bz > threshold, z, np.logaddexp(0.0, bz) / beta)
+    raise AssertionError(act)
+
+
+def dact_ref(act, z, alpha, beta, threshold):
+    if act == "identity":
+        return np.ones_like(z)
+    if act == "relu":
+        return (z > 0).astype(np.float64)
+    if act == "leaky_relu":
+        return np.where(z > 0, 1.0, alpha)
+    if act == "elu":
+        return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0.0)))
+    if act == "sigmoid":
+        s = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return s * (1.0 - s)
+    if act == "tanh":
+        return 1.0 - np.tanh(z) ** 2
+    if act == "gelu":
+        return 0.5 * (1.0 + _erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    if act == "gelu_tanh":
+        t = np.tanh(C_GELU * (z + 0.044715 * z ** 3))
+        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * C_GELU * (1.0 + 3 * 0.044715 * z * z)
+    if act == "softplus":
+        bz = beta * z
+        return np.where(bz > threshold, 1.0, 0.5 * (1.0 + np.tanh(0.5 * bz)))
+    raise AssertionError(act)
+
+
+def make(rng, dtype, m, k, n, with_bias):
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = (rng.standard_normal((k, n)) / math.sqrt(max(k, 1))).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype) if with_bias else None
+    return x, w, b
+
+
+SHAPES = [(1, 1, 1), (0, 5, 3), (4, 0, 3), (5, 7, 0), (7, 13, 17), (64, 100, 10), (33, 70, 129)]
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("with_bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward(isa, dtype, rng, act, with_bias, shape):
+    m, k, n = shape
+    p = params(act)
+    x, w, b = make(rng, dtype, m, k, n, with_bias)
+    y, z = _core.dense_forward(x, w, b, act, save_preact=True, **p)
+    y2, none = _core.dense_forward(x, w, b, act, **p)
+    assert none is None
+    assert y.shape == z.shape == (m, n) and y.dtype == z.dtype == dtype
+    np.testing.assert_array_equal(y, y2)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    zr = x64 @ w64 + (b.astype(np.float64) if b is not None else 0.0)
+    scale = np.abs(x64) @ np.abs(w64) + (np.abs(b.astype(np.float64)) if b is not None else 0.0)
+    tol_z = 2 * (k + 4) * EPS[dtype] * scale + 1e-300
+    assert np.all(np.abs(z - zr) <= tol_z)
+    yr = act_ref(act, zr, **p)
+    tol_y = 8 * tol_z + 64 * EPS[dtype] * (np.abs(yr) + 1e-3)
+    assert np.all(np.abs(y - yr) <= tol_y)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("accumulate", [False, True], ids=["set", "acc"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_backward(isa, threads, dtype, rng, act, accumulate, shape):
+    m, k, n = shape
+    p = params(act)
+    x, w, b = make(rng, dtype, m, k, n, True)
+    y, z = _core.dense_forward(x, w, b, act, save_preact=True, **p)
+    saved = y if _core.derivative_uses_output(act, alpha=p["alpha"]) else z
+    dy = rng.standard_normal((m, n)).astype(dtype)
+    dw0 = rng.standard_normal((k, n)).astype(dtype)
+    db0 = rng.standard_normal(n).astype(dtype)
+    dw_out = dw0.copy() if accumulate else None
+    db_out = db0.copy() if accumulate else None
+    dx, dw, db = _core.dense_backward(dy, saved, x, w, act, dw_out=dw_out, db_out=db_out, **p)
+    if accumulate:
+        assert dw is dw_out and db is db_out
+    g = dy.astype(np.float64) * dact_ref(act, z.astype(np.float64), **p)
+    x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), np.abs(dy.astype(np.float64))
+    e = EPS[dtype]
+    # f'(.) from a rounded saved value (1 - y^2 near saturation): a few eps of |dy| per term
+    want_dx, tol_dx = g @ w64.T, 2 * (n + 4) * e * (np.abs(g) @ np.abs(w64.T)) + 16 * e * (dy64 @ np.abs(w64.T))
+    want_dw = x64.T @ g + (dw0 if accumulate else 0.0)
+    tol_dw = 2 * (m + 4) * e * (np.abs(x64.T) @ np.abs(g) + (np.abs(dw0) if accumulate else 0)) \
+        + 16 * e * (np.abs(x64.T) @ dy64)
+    want_db = g.sum(0) + (db0 if accumulate else 0.0)
+    tol_db = 2 * (m + 4) * e * (np.abs(g).sum(0) + (np.abs(db0) if accumulate else 0)) + 16 * e * dy64.sum(0)
+    assert dx.shape == (m, k) and dw.shape == (k, n) and db.shape == (n,)
+    assert np.all(np.abs(dx - want_dx) <= tol_dx + 1e-300)
+    assert np.all(np.abs(dw - want_dw) <= tol_dw + 1e-300)
+    assert np.all(np.abs(db - want_db) <= tol_db + 1e-300)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_backward_finite_differences(isa, act, rng):
+    """The gradient of L = sum(dy * dense(x, w, b)) in float64 by central differences."""
+    m, k, n = 3, 4, 5
+    p = params(act)
+    x, w, b = make(rng, np.float64, m, k, n, True)
+    x = x + np.sign(x) * 0.05  # stay off relu's kink
+    dy = rng.standard_normal((m, n))
+    y, z = _core.dense_forward(x, w, b, act, save_preact=True, **p)
+    saved = y if _core.derivative_uses_output(act, alpha=p["alpha"]) else z
+    dx, dw, db = _core.dense_backward(dy, saved, x, w, act, **p)
+
+    def loss(x_, w_, b_):
+        return float(np.sum(dy * _core.dense_forward(x_, w_, b_, act, **p)[0]))
+
+    h = 1e-6
+    for arr, grad in ((x, dx), (w, dw), (b, db)):
+        num = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + h
+            lp = loss(x, w, b)
+            arr[idx] = old - h
+            lm = loss(x, w, b)
+            arr[idx] = old
+            num[idx] = (lp - lm) / (2 * h)
+        np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-6)
+
+
+def test_need_flags_and_identity_without_saved(dtype, rng):
+    x, w, _ = make(rng, dtype, 6, 5, 4, False)
+    dy = rng.standard_normal((6, 4)).astype(dtype)
+    dx, dw, db = _core.dense_backward(dy, None, x, w, "identity", need_dx=False, need_db=False)
+    assert dx is None and db is None
+    np.testing.assert_allclose(dw, x.astype(np.float64).T @ dy, rtol=1e-5, atol=1e-5)
+    dx, dw, db = _core.dense_backward(dy, None, x, w, need_dw=False)
+    assert dw is None
+    np.testing.assert_allclose(dx, dy.astype(np.float64) @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, dy.astype(np.float64).sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_noncontiguous_inputs(dtype, rng):
+    x = np.asfortranarray(rng.standard_normal((9, 7)).astype(dtype))
+    w = rng.standard_normal((4, 7)).astype(dtype).T  # (7, 4) transposed view
+    b = rng.standard_normal(8).astype(dtype)[::2]
+    y, _ = _core.dense_forward(x, w, b, "tanh")
+    np.testing.assert_allclose(y, np.tanh(x.astype(np.float64) @ w + b), rtol=1e-5, atol=1e-5)
+    dy = rng.standard_normal((4, 9)).astype(dtype).T
+    dx, dw, db = _core.dense_backward(dy, y, x, w, "tanh")
+    g = dy * (1 - y.astype(np.float64) ** 2)
+    np.testing.assert_allclose(dx, g @ w.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dw, x.T @ g, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(db, g.sum(0), rtol=1e-4, atol=1e-5)
+
+
+def test_threads_bit_identical(dtype, rng):
+    x, w, b = make(rng, dtype, 130, 300, 200, True)
+    dy = rng.standard_normal((130, 200)).astype(dtype)
+    before = _core.get_num_threads()
+    out = []
+    try:
+        for t in (1, 2):
+            _core.set_num_threads(t)
+            y, z = _core.dense_forward(x, w, b, "gelu", save_preact=True)
+            out.append((y, z) + _core.dense_backward(dy, z, x, w, "gelu"))
+    finally:
+        _core.set_num_threads(before)
+    for r1, r2 in zip(*out):
+        assert np.array_equal(r1, r2)
+
+
+def test_errors():
+    f32 = np.float32
+    x, w = np.ones((3, 4), f32), np.ones((4, 2), f32)
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        _core.dense_forward(x, np.ones((5, 2), f32), None)
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
+        _core.dense_forward(x, w, np.ones(3, f32))
+    with pytest.raises(TypeError, match="float32 and float64"):
+        _core.dense_forward(x, w.astype(np.float64), None)
+    with pytest.raises(TypeError, match="float32 and float64"):
+        _core.dense_forward(x, w, np.ones(2))
+    with pytest.raises(ValueError, match="unknown activation"):
+        _core.dense_forward(x, w, None, "swish")
+    with pytest.raises(ValueError, match=r"\(3, 2\).*\(2, 3\)"):
+        _core.dense_backward(np.ones((2, 3), f32), None, x, w)
+    with pytest.raises(ValueError, match="saved"):
+        _core.dense_backward(np.ones((3, 2), f32), None, x, w, "relu")
+    with pytest.raises(ValueError, match="dw_out"):
+        _core.dense_backward(np.ones((3, 2), f32), None, x, w, dw_out=np.ones((2, 4), f32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(0, 20), k=st.integers(0, 20), n=st.integers(0, 20), act=st.sampled_from(ACTS),
+       f64=st.booleans(), seed=st.integers(0, 2**31))
+def test_property_forward_backward(m, k, n, act, f64, seed):
+    dtype = np.float64 if f64 else np.float32
+    rng = np.random.default_rng(seed)
+    p = params(act)
+    x, w, b = make(rng, dtype, m, k, n, True)
+    y, z = _core.dense_forward(x, w, b, act, save_preact=True, **p)
+    zr = x.astype(np.float64) @ w + b
+    np.testing.assert_allclose(z, zr, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, act_ref(act, zr, **p), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal((m, n)).astype(dtype)
+    saved = y if _core.derivative_uses_output(act, alpha=p["alpha"]) else z
+    dx, dw, db = _core.dense_backward(dy, saved, x, w, act, **p)
+    g = dy * dact_ref(act, z.astype(np.float64), **p)
+    np.testing.assert_allclose(dx, g @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, x.T.astype(np.float64) @ g, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, g.sum(0), rtol=1e-4, atol=1e-4)

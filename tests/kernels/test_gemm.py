@@ -1,0 +1,187 @@
+"""pybackprop._core.gemm against float64 numpy: shapes around every tile and
+block edge, all transpose/layout variants, alpha/beta, both ISA paths, 1 and 2
+threads, bit-identical results across thread counts, and argument errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pybackprop import _core
+
+EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
+
+
+def reference(a, b, trans_a, trans_b, alpha, beta, c0):
+    a64 = a.astype(np.float64).T if trans_a else a.astype(np.float64)
+    b64 = b.astype(np.float64).T if trans_b else b.astype(np.float64)
+    want = alpha * (a64 @ b64)
+    scale = abs(alpha) * (np.abs(a64) @ np.abs(b64))
+    if beta != 0:
+        want += beta * c0.astype(np.float64)
+        scale += abs(beta) * np.abs(c0.astype(np.float64))
+    return want, scale
+
+
+def assert_gemm_close(got, want, scale, k, dtype):
+    tol = 2.0 * (k + 4) * EPS[dtype] * scale + 1e-300
+    err = np.abs(got.astype(np.float64) - want)
+    bad = ~(err <= tol)
+    assert not bad.any(), (f"{bad.sum()} of {bad.size} elements off; worst err {err.max():.3g} "
+                           f"at {np.unravel_index(np.argmax(err - tol), err.shape)}")
+
+
+def layout(x, kind):
+    """x with the same values in another memory layout."""
+    if kind == "C":
+        return np.ascontiguousarray(x)
+    if kind == "F":
+        return np.asfortranarray(x)
+    # strided both ways: every other row and column of a bigger array
+    big = np.zeros((2 * x.shape[0] + 1, 2 * x.shape[1] + 3), dtype=x.dtype)
+    big[1::2, 1:-2:2] = x
+    v = big[1::2, 1:-2:2]
+    assert v.shape == x.shape
+    return v
+
+
+def run_case(rng, dtype, m, n, k, trans_a=False, trans_b=False, alpha=1.0, beta=0.0,
+             la="C", lb="C", lc="C"):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    a, b = layout(a, la), layout(b, lb)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    out = layout(c0.copy(), lc) if (beta != 0 or lc != "C") else None
+    if out is not None and beta == 0:
+        out[...] = np.nan  # beta == 0 must not read out
+    got = _core.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
+    if out is not None:
+        assert got is out
+    assert got.shape == (m, n) and got.dtype == dtype
+    want, scale = reference(a, b, trans_a, trans_b, alpha, beta, c0)
+    assert_gemm_close(got, want, scale, k, dtype)
+
+
+# Around the tiles (4, 6, 8, 16) and the blocks (mc 96-144, kc 256).
+DIMS = [0, 1, 2, 5, 6, 7, 8, 13, 16, 17, 31, 97, 130]
+
+
+@pytest.mark.parametrize("m", DIMS)
+@pytest.mark.parametrize("n", DIMS)
+def test_small_shapes(isa, dtype, rng, m, n):
+    for k in (0, 1, 3, 17, 64):
+        run_case(rng, dtype, m, n, k)
+
+
+@pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("beta", [0.0, 1.0, -0.5])
+@pytest.mark.parametrize("shape", [(7, 19, 13), (61, 47, 53), (64, 128, 100)])
+def test_transposes_and_beta(isa, threads, dtype, rng, trans_a, trans_b, beta, shape):
+    m, n, k = shape
+    run_case(rng, dtype, m, n, k, trans_a, trans_b, alpha=0.75 if beta == 1.0 else 1.0, beta=beta)
+
+
+@pytest.mark.parametrize("la", ["C", "F", "S"])
+@pytest.mark.parametrize("lb", ["C", "F", "S"])
+@pytest.mark.parametrize("lc", ["C", "F", "S"])
+def test_layouts(isa, dtype, rng, la, lb, lc):
+    for beta in (0.0, 2.0):
+        run_case(rng, dtype, 29, 37, 41, la=la, lb=lb, lc=lc, beta=beta, alpha=-1.25)
+
+
+@pytest.mark.parametrize("shape", [
+    (301, 517, 799),   # past mc, kc: packed path
+    (403, 389, 401),
+    (3, 3301, 5),      # past nc
+    (3301, 3, 5),
+    (64, 128, 784),    # MNIST MLP: X W
+    (64, 784, 128),    # G W^T (trans_b)
+    (784, 128, 64),    # X^T G (trans_a)
+])
+def test_large(isa, threads, dtype, rng, shape):
+    m, n, k = shape
+    run_case(rng, dtype, m, n, k, trans_a=(m == 784), trans_b=(n == 784))
+    run_case(rng, dtype, m, n, k, beta=1.0)
+
+
+@pytest.mark.parametrize("shape", [(200, 390, 300), (700, 40, 300), (64, 784, 128), (512, 1024, 784)])
+def test_threads_bit_identical(isa, dtype, rng, shape):
+    m, n, k = shape
+    a = rng.standard_normal((m, k)).astype(dtype)
+    bt = rng.standard_normal((n, k)).astype(dtype)
+    before = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        c1 = _core.gemm(a, bt, trans_b=True)
+        _core.set_num_threads(2)
+        c2 = _core.gemm(a, bt, trans_b=True)
+    finally:
+        _core.set_num_threads(before)
+    assert np.array_equal(c1, c2)
+
+
+def test_zero_size_and_alpha_zero(isa, dtype, rng):
+    assert _core.gemm(np.zeros((0, 5), dtype), np.zeros((5, 3), dtype)).shape == (0, 3)
+    assert _core.gemm(np.zeros((4, 5), dtype), np.zeros((5, 0), dtype)).shape == (4, 0)
+    c = _core.gemm(np.zeros((4, 0), dtype), np.zeros((0, 3), dtype))
+    assert np.array_equal(c, np.zeros((4, 3)))
+    out = np.full((4, 3), np.nan, dtype)
+    _core.gemm(np.ones((4, 0), dtype), np.ones((0, 3), dtype), out)  # beta 0: NaN overwritten
+    assert np.array_equal(out, np.zeros((4, 3)))
+    out = np.full((4, 3), 2.0, dtype)
+    a = np.full((4, 5), np.nan, dtype)
+    _core.gemm(a, np.ones((5, 3), dtype), out, alpha=0.0, beta=3.0)  # alpha 0: a not read
+    assert np.array_equal(out, np.full((4, 3), 6.0))
+
+
+def test_out_aliasing_input(dtype, rng):
+    a = rng.standard_normal((20, 20)).astype(dtype)
+    b = rng.standard_normal((20, 20)).astype(dtype)
+    want = a.astype(np.float64) @ b + a
+    got = _core.gemm(a, b, out=a, beta=1.0)
+    assert got is a
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_negative_and_odd_strides(dtype, rng):
+    a = rng.standard_normal((30, 40)).astype(dtype)[::-1, ::-2]
+    b = rng.standard_normal((20, 25)).astype(dtype)[:, ::-1]
+    np.testing.assert_allclose(_core.gemm(a, b), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    # a byte stride that is not a multiple of the item size: copied, still correct
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(30 * (41 * item + 1) + 1, np.uint8)
+    odd = np.ndarray((30, 40), dtype=dtype, buffer=raw[1:], strides=(41 * item + 1, item))
+    odd[...] = rng.standard_normal((30, 40))
+    b2 = rng.standard_normal((40, 7)).astype(dtype)
+    np.testing.assert_allclose(_core.gemm(odd, b2), odd.astype(np.float64) @ b2, rtol=1e-4, atol=1e-4)
+
+
+def test_errors():
+    f32, f64 = np.float32, np.float64
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        _core.gemm(np.ones((3, 4), f32), np.ones((5, 2), f32))
+    with pytest.raises(ValueError, match="2-D"):
+        _core.gemm(np.ones(3, f32), np.ones((3, 2), f32))
+    with pytest.raises(TypeError, match="float32 and float64"):
+        _core.gemm(np.ones((3, 4), f32), np.ones((4, 2), f64))
+    with pytest.raises(TypeError, match="int64"):
+        _core.gemm(np.ones((3, 4), np.int64), np.ones((4, 2), np.int64))
+    with pytest.raises(ValueError, match="beta"):
+        _core.gemm(np.ones((3, 4), f32), np.ones((4, 2), f32), beta=1.0)
+    with pytest.raises(ValueError, match=r"\(3, 3\).*\(3, 2\)"):
+        _core.gemm(np.ones((3, 4), f32), np.ones((4, 2), f32), out=np.ones((3, 3), f32))
+    with pytest.raises(TypeError, match="dtype"):
+        _core.gemm(np.ones((3, 4), f32), np.ones((4, 2), f32), out=np.ones((3, 2), f64))
+    ro = np.ones((3, 2), f32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.gemm(np.ones((3, 4), f32), np.ones((4, 2), f32), out=ro)
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(0, 40), n=st.integers(0, 40), k=st.integers(0, 70),
+       trans_a=st.booleans(), trans_b=st.booleans(),
+       alpha=st.sampled_from([1.0, -2.0, 0.5]), beta=st.sampled_from([0.0, 1.0, 0.3]),
+       f64=st.booleans(), lc=st.sampled_from(["C", "F", "S"]), seed=st.integers(0, 2**31))
+def test_property_random(m, n, k, trans_a, trans_b, alpha, beta, f64, lc, seed):
+    run_case(np.random.default_rng(seed), np.float64 if f64 else np.float32, m, n, k,
+             trans_a, trans_b, alpha, beta, lc=lc)
