@@ -86,7 +86,8 @@ core = Extension(
     extra_compile_args=compiler_args(),
     extra_link_args=["-pthread"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NDEBUG", None)],
-    depends=[str(p) for p in CSRC.rglob("*.h")] + [str(p) for p in core_sources()] + [str(p) for p in (ROOT / "pybackprop" / "_bindings").glob("*")],
+    depends=[os.path.relpath(p, ROOT) for p in
+             [*CSRC.rglob("*.h"), *core_sources(), *(ROOT / "pybackprop" / "_bindings").glob("*")]],
 )
 
 setup(
