@@ -193,8 +193,14 @@ class CompiledStep:
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
-        self.fallback_reason = None
         self._plan = None
+        self._recapture()
+
+    def _recapture(self):
+        """Capture (again); on failure run eagerly, saying why once."""
+        self._plan = None
+        self.fallback_reason = None
+        self._training = self.model.training
         try:
             self._capture()
         except _Unsupported as why:
@@ -221,7 +227,8 @@ class CompiledStep:
             raise _Unsupported("the optimiser's parameters are not exactly the model's")
         dtype = params[0].data.dtype
         self.dtype = dtype
-        keys = [k for k in _STATE_KEYS[self._kind] if k in _used_state_keys(self._kind, group)]
+        self._state_keys = _used_state_keys(self._kind, group)
+        keys = [k for k in _STATE_KEYS[self._kind] if k in self._state_keys]
 
         # One flat buffer: values, then gradients, then each state buffer, per parameter.
         align = _ALIGN // dtype.itemsize
@@ -306,16 +313,23 @@ class CompiledStep:
         self._plan.set_steps(steps)
 
     def __call__(self, x, y):
+        # What the capture depends on: train/eval mode (Dropout), and which
+        # state buffers the optimiser's settings need (momentum, amsgrad, centered).
+        if self.model.training != self._training:
+            self._recapture()
         plan = self._plan
         if plan is None:
             return self._eager_step(x, y)
         # Parameters replaced from Python (p.data = ..., load_state_dict): capture again.
         for p, v in self._param_values:
             if p.data is not v:
-                self._capture()
+                self._recapture()
                 return self(x, y)
         hp = self._read_hp(self._group)
         if hp != self._hp:
+            if self._hp is not None and _used_state_keys(self._kind, self._group) != self._state_keys:
+                self._recapture()
+                return self(x, y)
             _write_hyper_parameters(self._spec, self._kind, hp)
             self._hp = hp
         if self._counts_steps and self._python_steps() != self._steps_seen:
@@ -327,7 +341,7 @@ class CompiledStep:
         yd = y.data if type(y) is not np.ndarray and isinstance(y, Tensor) else y
         try:
             loss = plan.train_step(xd, yd, self._spec)
-        except (ValueError, TypeError):
+        except TypeError:  # dtype or layout: convert, then try once more
             xd = self._input(xd)
             loss = plan.train_step(xd, self._targets(yd, xd.shape[0]), self._spec)
 
@@ -399,6 +413,9 @@ class CompiledModel:
         self._arrays = []
         weights, biases = [], []
         for lin, _ in layers:
+            for p in (lin.weight, lin.bias):
+                if p is not None and not (p.data.flags.c_contiguous and p.data.flags.writeable):
+                    raise _Unsupported("a parameter is not a writable C-contiguous array")
             w = lin.weight.data
             self._arrays.append((lin.weight, w))
             weights.append(dict(value=w, grad=None, state=[]))
@@ -407,8 +424,6 @@ class CompiledModel:
                 biases.append(dict(value=lin.bias.data, grad=None, state=[]))
             else:
                 biases.append(None)
-            if not (w.flags.c_contiguous and w.flags.writeable):
-                raise _Unsupported("a weight is not a writable C-contiguous array")
         self.dtype = layers[0][0].weight.data.dtype
         self._n_in = layers[0][0].in_features
         self._plan = _core.MlpPlan(self.dtype.name, _layer_specs(layers), "none", "mean", weights, biases)
@@ -426,13 +441,18 @@ class CompiledModel:
             return out.data if isinstance(out, Tensor) else out
         for p, a in self._arrays:
             if p.data is not a:
-                self._capture()
+                try:
+                    self._capture()
+                except _Unsupported as why:
+                    self._plan, self.fallback_reason = None, str(why)
+                    _warn_eager(why)
+                    return self(x)
                 break
         xd = x.data if isinstance(x, Tensor) else x
         if type(xd) is not np.ndarray or xd.dtype != self.dtype or not xd.flags.c_contiguous:
             xd = np.ascontiguousarray(xd, dtype=self.dtype)
-        if xd.ndim == 1:
-            xd = xd.reshape(1, -1)
+        if xd.ndim == 1:  # one example in, one row out, as the eager model gives
+            return self(xd.reshape(1, -1))[0]
         if xd.ndim != 2 or xd.shape[1] != self._n_in:
             raise ValueError(f"input of shape {xd.shape}: the model takes (batch, {self._n_in}) features")
         return self._plan.forward(xd)

@@ -77,18 +77,25 @@ void MlpPlan<T>::forward(const T* x, index_t batch, T* out) {
 
 template <typename T>
 void MlpPlan<T>::update(ParamBuffers<T>& p, const OptimSpec& o) {
-    ++p.step;
+    // The count moves only once the update has happened (a kernel may refuse).
+    const std::int64_t step = p.step + 1;
+    apply_update(p, o, step);
+    p.step = step;
+}
+
+template <typename T>
+void MlpPlan<T>::apply_update(ParamBuffers<T>& p, const OptimSpec& o, std::int64_t step) {
     switch (o.kind) {
         case OptimKind::none:
             return;
         case OptimKind::sgd:
             sgd_update<T>(p.value, p.grad, p.state[0], p.n, o.lr, o.momentum, o.dampening, o.weight_decay,
-                          o.nesterov, p.step == 1, o.maximize);
+                          o.nesterov, step == 1, o.maximize);
             return;
         case OptimKind::adam:
         case OptimKind::adamw:
             adam_update<T>(p.value, p.grad, p.state[0], p.state[1], o.amsgrad ? p.state[2] : nullptr, p.n, o.lr,
-                           o.beta1, o.beta2, o.eps, o.weight_decay, o.kind == OptimKind::adamw, p.step,
+                           o.beta1, o.beta2, o.eps, o.weight_decay, o.kind == OptimKind::adamw, step,
                            o.maximize);
             return;
         case OptimKind::rmsprop:

@@ -80,6 +80,7 @@ private:
     void reserve(index_t batch);
     void run_forward(const T* x, index_t batch, bool training, T* out_last);
     void update(ParamBuffers<T>& p, const OptimSpec& opt);
+    void apply_update(ParamBuffers<T>& p, const OptimSpec& opt, std::int64_t step);
 
     std::vector<LayerSpec> layers_;
     LossKind loss_;

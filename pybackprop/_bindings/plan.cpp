@@ -93,16 +93,20 @@ public:
     double train_step(const py::array& x, const py::array& y, const pb::OptimSpec& opt) override {
         const pb::index_t batch = check_input(x);
         const void* targets = nullptr;
+        // Layout and dtype problems are TypeErrors (the Python side converts and
+        // retries); sizes that cannot fit are ValueErrors.
         if (loss_ == pb::LossKind::cross_entropy) {
             if (!py::isinstance<py::array_t<std::int64_t>>(y) || !is_c_contiguous(y) || y.ndim() != 1)
-                throw std::invalid_argument("targets must be a 1-D C-contiguous int64 array");
+                throw py::type_error("targets must be a 1-D C-contiguous int64 array");
             if (y.shape(0) != batch)
                 throw std::invalid_argument("got " + std::to_string(y.shape(0)) + " targets for a batch of " +
                                             std::to_string(batch));
         } else {
-            if (!py::isinstance<py::array_t<T>>(y) || !is_c_contiguous(y) || y.size() != batch * out_)
-                throw std::invalid_argument("targets must be a C-contiguous array of the model's dtype with " +
-                                            std::to_string(batch * out_) + " elements");
+            if (!py::isinstance<py::array_t<T>>(y) || !is_c_contiguous(y))
+                throw py::type_error("targets must be a C-contiguous array of the model's dtype");
+            if (y.ndim() != 2 || y.shape(0) != batch || y.shape(1) != out_)
+                throw std::invalid_argument("targets must have the output's shape (" + std::to_string(batch) +
+                                            ", " + std::to_string(out_) + ")");
         }
         targets = y.data();
         const T* xp = static_cast<const T*>(x.data());
@@ -152,10 +156,12 @@ private:
     }
 
     pb::index_t check_input(const py::array& x) {
-        if (!py::isinstance<py::array_t<T>>(x) || !is_c_contiguous(x) || x.ndim() != 2)
-            throw std::invalid_argument("input must be a 2-D C-contiguous array of the model's dtype");
+        if (!py::isinstance<py::array_t<T>>(x) || !is_c_contiguous(x))
+            throw py::type_error("input must be a C-contiguous array of the model's dtype");
+        if (x.ndim() != 2)
+            throw std::invalid_argument("input must be 2-D (batch, features), got " + std::to_string(x.ndim()) + "-D");
         if (x.shape(1) != in_)
-            throw std::invalid_argument("input has " + std::to_string(x.shape(1)) + " features, the model takes " +
+            throw std::invalid_argument("input has " + std::to_string(x.shape(1)) + " features per row, the model takes " +
                                         std::to_string(in_));
         return x.shape(0);
     }

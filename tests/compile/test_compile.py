@@ -204,3 +204,65 @@ def test_bad_input_raises_clear_errors():
         pb.compile(model, nn.CrossEntropyLoss())
     # non-contiguous float64 input is converted, not refused
     assert np.isfinite(step(np.asfortranarray(x.astype(np.float64)), y))
+
+
+def test_changes_that_alter_the_capture_are_followed():
+    """amsgrad / momentum switched on later, and train/eval with Dropout, re-capture."""
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = data(np.float32)
+    m1, m2 = make_mlp(9, np.float32), make_mlp(9, np.float32)
+    o1, o2 = pb.optim.Adam(m1.parameters(), lr=1e-2), pb.optim.Adam(m2.parameters(), lr=1e-2)
+    step = pb.compile(m2, loss_fn, o2)
+    assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    for o in (o1, o2):
+        o.param_groups[0]["amsgrad"] = True
+    for _ in range(2):
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+
+    m1, m2 = make_mlp(10, np.float32), make_mlp(10, np.float32)
+    o1, o2 = pb.optim.SGD(m1.parameters(), lr=0.1), pb.optim.SGD(m2.parameters(), lr=0.1)
+    step = pb.compile(m2, loss_fn, o2)
+    assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    for o in (o1, o2):
+        o.param_groups[0]["momentum"] = 0.9
+    for _ in range(3):
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+
+    pb.manual_seed(0)
+    model = nn.Sequential(nn.Linear(13, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 5))
+    model.eval()
+    step = pb.compile(model, loss_fn, pb.optim.SGD(model.parameters(), lr=0.1))
+    assert step.fallback_reason is None
+    model.train()
+    with pytest.warns(RuntimeWarning, match="Dropout in training mode"):
+        step(x, y)
+    assert step.fallback_reason is not None
+    model.eval()
+    step(x, y)
+    assert step.fallback_reason is None
+
+
+def test_a_refused_step_changes_nothing():
+    model = make_mlp(11, np.float64)
+    opt = pb.optim.Adam(model.parameters(), lr=1e-2)
+    step = pb.compile(model, nn.CrossEntropyLoss(), opt)
+    x, y = data(np.float64)
+    step(x, y)
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match="target"):
+        step(x, np.full(33, 99))
+    for b, p in zip(before, model.parameters()):
+        np.testing.assert_array_equal(b, p.data)
+    assert all(opt.state[p]["step"] == 1 for p in model.parameters())
+
+
+def test_inference_of_one_example_gives_one_row():
+    model = make_mlp(12, np.float32)
+    x, _ = data(np.float32, batch=1)
+    with pb.no_grad():
+        want = model(x[0]).data
+    got = pb.compile(model)(x[0])
+    assert got.shape == want.shape == (5,)
+    np.testing.assert_array_equal(got, want)
