@@ -72,6 +72,11 @@ template <typename T> T sigmoid(T z) {  // never evaluates e^{+large}
 }
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluTanhC = 0.044715;
+// GELU saturation: for |z| > kGeluSat both GELUs already evaluate to exactly z / -0 and
+// their derivatives to exactly 1 / +0 in float and double (e^{-z^2/2} and the sigmoid's
+// e^{-2u} underflow to 0). Returning those values directly there keeps every finite result
+// bit for bit and avoids inf * 0 = NaN for huge or infinite z (z^2, z^3 overflow).
+constexpr double kGeluSat = 40.0;
 
 // y = f(z)
 template <Activation A, typename T>
@@ -82,9 +87,12 @@ T forward(T z, const Prm<T>& p) {
     if constexpr (A == Activation::elu) return z > 0 ? z : p.alpha * std::expm1(z);
     if constexpr (A == Activation::sigmoid) return sigmoid(z);
     if constexpr (A == Activation::tanh) return std::tanh(z);
-    if constexpr (A == Activation::gelu)  // z Phi(z), Phi(z) = erfc(-z/sqrt2)/2
+    if constexpr (A == Activation::gelu) {  // z Phi(z), Phi(z) = erfc(-z/sqrt2)/2
+        if (z < T(-kGeluSat)) return T(-0.0);  // (-inf * 0 would be NaN)
         return z * static_cast<T>(0.5 * std::erfc(-static_cast<double>(z) * 0.70710678118654752440));
+    }
     if constexpr (A == Activation::gelu_tanh) {  // 0.5 z (1 + tanh u) = z sigmoid(2u)
+        if (z < T(-kGeluSat)) return T(-0.0);
         T u = T(kSqrt2OverPi) * (z + T(kGeluTanhC) * z * z * z);
         return z * sigmoid(u + u);
     }
@@ -109,10 +117,14 @@ T local_grad(T s, const Prm<T>& p) {
     if constexpr (A == Activation::tanh) return T(1) - s * s;
     if constexpr (A == Activation::gelu) {  // Phi(z) + z phi(z)
         double z = s;
+        if (z > kGeluSat) return T(1);
+        if (z < -kGeluSat) return T(0);
         double phi = 0.39894228040143267794 * std::exp(-0.5 * z * z);
         return static_cast<T>(0.5 * std::erfc(-z * 0.70710678118654752440) + z * phi);
     }
     if constexpr (A == Activation::gelu_tanh) {  // S + 2 z S (1 - S) u',  S = sigmoid(2u)
+        if (s > T(kGeluSat)) return T(1);
+        if (s < T(-kGeluSat)) return T(0);
         T u = T(kSqrt2OverPi) * (s + T(kGeluTanhC) * s * s * s);
         T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhC) * s * s);
         T sg = sigmoid(u + u);

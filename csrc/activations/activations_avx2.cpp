@@ -43,6 +43,19 @@ struct VPrm {
 
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluTanhC = 0.044715;
+constexpr double kGeluSat = 40.0;  // see activations.cpp: outside +-40 the GELUs are exactly saturated
+
+// GELU forward / derivative with the saturated values outside [-kGeluSat, kGeluSat]
+// (bit-identical to the unsaturated formula there for finite z; no NaN for huge or infinite z).
+template <class V>
+typename V::R gelu_sat_fwd(typename V::R z, typename V::R y) {
+    return V::select(V::lt(z, V::set1(-kGeluSat)), V::neg(V::zero()), y);
+}
+template <class V>
+typename V::R gelu_sat_grad(typename V::R s, typename V::R g, const VPrm<V>& p) {
+    g = V::select(V::gt(s, V::set1(kGeluSat)), p.one, g);
+    return V::select(V::lt(s, V::set1(-kGeluSat)), p.zero, g);
+}
 
 // y = f(z)
 template <Activation A, class V>
@@ -55,10 +68,10 @@ typename V::R fwd(typename V::R z, const VPrm<V>& p) {
         return V::select(V::gt(z, p.zero), z, V::mul(p.alpha, V::expm1(V::min(p.zero, z))));
     if constexpr (A == Activation::sigmoid) return V::sigmoid(z);
     if constexpr (A == Activation::tanh) return V::tanh(z);
-    if constexpr (A == Activation::gelu) return V::gelu(z);
+    if constexpr (A == Activation::gelu) return gelu_sat_fwd<V>(z, V::gelu(z));
     if constexpr (A == Activation::gelu_tanh) {
         R u = V::mul(V::set1(kSqrt2OverPi), V::fma(V::mul(V::set1(kGeluTanhC), z), V::mul(z, z), z));
-        return V::mul(z, V::sigmoid(V::add(u, u)));
+        return gelu_sat_fwd<V>(z, V::mul(z, V::sigmoid(V::add(u, u))));
     }
     if constexpr (A == Activation::softplus) {
         R bz = p.beta_is_one ? z : V::mul(p.beta, z);
@@ -81,14 +94,14 @@ typename V::R grad(typename V::R s, const VPrm<V>& p) {
     }
     if constexpr (A == Activation::sigmoid) return V::mul(s, V::sub(p.one, s));
     if constexpr (A == Activation::tanh) return V::fnma(s, s, p.one);
-    if constexpr (A == Activation::gelu) return V::gelu_grad(s);
+    if constexpr (A == Activation::gelu) return gelu_sat_grad<V>(s, V::gelu_grad(s), p);
     if constexpr (A == Activation::gelu_tanh) {
         R s2 = V::mul(s, s);
         R u = V::mul(V::set1(kSqrt2OverPi), V::fma(V::mul(V::set1(kGeluTanhC), s), s2, s));
         R du = V::mul(V::set1(kSqrt2OverPi), V::fma(V::set1(3 * kGeluTanhC), s2, p.one));
         R sg = V::sigmoid(V::add(u, u));
         R t = V::mul(V::mul(V::add(s, s), sg), V::mul(V::sub(p.one, sg), du));
-        return V::add(sg, t);
+        return gelu_sat_grad<V>(s, V::add(sg, t), p);
     }
     if constexpr (A == Activation::softplus) {
         R bz = V::mul(p.beta, s);

@@ -185,7 +185,9 @@ private:
 int get_num_threads() { return Pool::instance().num_threads(); }
 
 void set_num_threads(int n) {
-    if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
+    // Same range as PYBACKPROP_NUM_THREADS (1..1024): a huge count would spawn that many workers.
+    if (n < 1 || n > 1024)
+        throw std::invalid_argument("number of threads must be >= 1 and <= 1024, got " + std::to_string(n));
     Pool::instance().set_num_threads(n);
 }
 

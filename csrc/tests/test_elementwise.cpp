@@ -145,6 +145,40 @@ int activation_tests_t() {
                      static_cast<double>(zl), dgot, dwant);
         }
     }
+    // Huge and infinite z: no NaN anywhere; GELUs saturate to z / -0 and f' to 1 / 0
+    // (z^2, z^3 overflow used to give inf * 0 = NaN in the derivatives, -inf * 0 in gelu(-inf)).
+    {
+        const T inf = std::numeric_limits<T>::infinity();
+        const T big = std::numeric_limits<T>::max();
+        std::vector<T> zh = {T(1e20), T(1e30), big, inf, T(41), T(1e5)};
+        const std::size_t nh = zh.size();
+        for (std::size_t i = 0; i < nh; ++i) zh.push_back(-zh[i]);
+        if (!std::is_same<T, float>::value)
+            for (double v : {1e155, -1e155, 1e300, -1e300}) zh.push_back(static_cast<T>(v));
+        for (int rep = 0; rep < 2; ++rep) zh.insert(zh.end(), zh.begin(), zh.begin() + 8);  // vectors + tail
+        const index_t n = static_cast<index_t>(zh.size());
+        std::vector<T> y(zh.size()), g(zh.size()), ones(zh.size(), T(1));
+        pb::ActParams p;
+        p.alpha = 1.0;
+        for (int ai = 0; ai < pb::kNumActivations; ++ai) {
+            const auto act = static_cast<Activation>(ai);
+            pb::act_forward(act, p, zh.data(), y.data(), n);
+            const T* saved = pb::derivative_uses_output(act, p) ? y.data() : zh.data();
+            pb::act_backward(act, p, ones.data(), saved, g.data(), n);
+            for (std::size_t i = 0; i < zh.size(); ++i) {
+                PB_CHECK(fails, !std::isnan(y[i]) && !std::isnan(g[i]), "%s at z=%g: y=%g f'=%g",
+                         kActNames[ai], static_cast<double>(zh[i]), static_cast<double>(y[i]),
+                         static_cast<double>(g[i]));
+                if (act == Activation::gelu || act == Activation::gelu_tanh) {
+                    const bool pos = zh[i] > 0;
+                    PB_CHECK(fails, pos ? y[i] == zh[i] : (y[i] == 0 && std::signbit(y[i])),
+                             "%s(%g) = %g", kActNames[ai], static_cast<double>(zh[i]), static_cast<double>(y[i]));
+                    PB_CHECK(fails, g[i] == (pos ? T(1) : T(0)), "%s'(%g) = %g", kActNames[ai],
+                             static_cast<double>(zh[i]), static_cast<double>(g[i]));
+                }
+            }
+        }
+    }
     // ReLU: derivative 0 at 0; NaN propagates through the forward pass.
     {
         pb::ActParams p;

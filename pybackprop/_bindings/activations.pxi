@@ -12,12 +12,6 @@ cdef extern from "activations/activations.h" nogil:
                                                     index_t pieces, index_t n, T* gz) except +
 
 
-cdef void check_same_shape(a, str name_a, b, str name_b) except *:
-    if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} "
-                         f"and {tuple(b.shape)}")
-
-
 def derivative_uses_output(activation, *, double alpha=0.01):
     """True if the activation's derivative is computed from its output y, False if from its input z."""
     return c_derivative_uses_output(activation_code(activation), act_params(alpha, 1.0, 20.0))
@@ -92,6 +86,10 @@ def maxout_forward(z):
 
 def maxout_backward(upstream, argmax, pieces):
     """gz (pieces, *upstream.shape): upstream routed to the arg-max piece, 0 elsewhere."""
+    if isinstance(pieces, (bool, np.bool_)) or not isinstance(pieces, (int, np.integer)):
+        raise TypeError(f"maxout_backward: pieces must be an integer, got {type(pieces).__name__}")
+    if pieces < 1:
+        raise ValueError(f"maxout_backward: pieces must be >= 1, got {pieces}")
     upstream = contiguous(float_array(upstream, "upstream"))
     cdef index_t k = pieces
     if k < 1:

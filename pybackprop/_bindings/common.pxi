@@ -70,6 +70,12 @@ cdef object contiguous(a):
         return a
     return np.ascontiguousarray(a)
 
+cdef void check_same_shape(a, str name_a, b, str name_b) except *:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+
+
 cdef void check_ndim(a, int ndim, str name) except *:
     if (<cnp.ndarray>a).ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(a.shape)}")

@@ -43,6 +43,36 @@ cdef void byte_extent(a, char** lo, char** hi):
     hi[0] = last + cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
 
 
+cdef bint self_overlapping(a):
+    """True if two elements of the 2-D array a share memory (e.g. a zero stride
+    on a dimension of length > 1, as np.lib.stride_tricks.as_strided can make writable)."""
+    cdef cnp.npy_intp* st = cnp.PyArray_STRIDES(<cnp.ndarray>a)
+    cdef cnp.npy_intp* dm = cnp.PyArray_DIMS(<cnp.ndarray>a)
+    cdef cnp.npy_intp item = cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
+    cdef cnp.npy_intp s0 = st[0] if st[0] >= 0 else -st[0]
+    cdef cnp.npy_intp s1 = st[1] if st[1] >= 0 else -st[1]
+    cdef cnp.npy_intp d0 = dm[0]
+    cdef cnp.npy_intp d1 = dm[1]
+    cdef cnp.npy_intp t
+    if d0 == 0 or d1 == 0:
+        return False
+    if d0 == 1:
+        return d1 > 1 and s1 < item
+    if d1 == 1:
+        return s0 < item
+    if s0 < s1:  # order so that s1 is the smaller stride
+        t = s0; s0 = s1; s1 = t
+        t = d0; d0 = d1; d1 = t
+    if s1 >= item and s0 >= d1 * s1:
+        return False  # the usual case: rows (or columns) each in their own stretch
+    if s1 < item:
+        return True
+    # Interleaved layouts: exact test on the elements' byte offsets (rare, O(m n log(m n))).
+    offs = np.sort((np.arange(d0, dtype=np.int64)[:, None] * s0
+                    + np.arange(d1, dtype=np.int64)[None, :] * s1).ravel())
+    return bool((np.diff(offs) < item).any())
+
+
 cdef bint may_overlap(x, y):
     cdef char* xl
     cdef char* xh
@@ -58,7 +88,8 @@ def gemm(a, b, out=None, *, bint trans_a=False, bint trans_b=False, double alpha
 
     2-D float32/float64 arrays of one dtype. Any strides are used in place (no
     transpose copy). beta != 0 requires `out`; with beta == 0 `out` is not read.
-    `out` may have any layout but must be writable and distinct from a and b."""
+    `out` may have any layout but must be writable, without internal overlap (no two elements in
+    the same memory, e.g. no zero stride on a dimension > 1) and distinct from a and b."""
     a = element_strided(float_array(a, "a"))
     b = element_strided(float_array(b, "b"))
     check_same_dtype(a, "a", b, "b")
@@ -96,6 +127,9 @@ def gemm(a, b, out=None, *, bint trans_a=False, bint trans_b=False, double alpha
             raise ValueError(f"gemm: out has shape {tuple(out.shape)}, expected {(m, n)}")
         if not out.flags.writeable:
             raise ValueError("gemm: out is read-only")
+        if self_overlapping(out):
+            raise ValueError(f"gemm: out has internal overlap (strides {out.strides} for shape "
+                             f"{tuple(out.shape)}: some elements share memory)")
         c = element_strided(out)
         if c is not out or may_overlap(out, a) or may_overlap(out, b):
             target = out            # compute into a fresh array, then copy

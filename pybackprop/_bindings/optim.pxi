@@ -2,6 +2,8 @@
 # Parameters and state are updated IN PLACE, so they must be writable,
 # C-contiguous, of one shape and one dtype (anything else raises: a silent copy
 # would lose the update). The gradient is only read: any layout is accepted.
+# No two of them may share memory (ValueError naming the two): the kernels
+# read and write each element once and would compute garbage from aliases.
 
 cdef extern from "optim/optim.h" nogil:
     void c_sgd_update "pb::sgd_update"[T](T* p, const T* grad, T* buf, index_t n, double lr, double momentum,
@@ -38,7 +40,7 @@ cdef object inplace_state(s, p, str name, bint needed, str why):
     if tuple(s.shape) != tuple(p.shape):
         raise ValueError(f"p and {name} must have the same shape, got {tuple(p.shape)} and {tuple(s.shape)}")
     if s is p:
-        raise ValueError(f"{name} must not be the parameter array itself")
+        raise ValueError(f"p and {name} must not share memory ({name} is the parameter array itself)")
     return s
 
 
@@ -48,6 +50,20 @@ cdef object read_grad(grad, p):
     if tuple(grad.shape) != tuple(p.shape):
         raise ValueError(f"p and grad must have the same shape, got {tuple(p.shape)} and {tuple(grad.shape)}")
     return grad
+
+
+cdef void check_disjoint(a, str name_a, b, str name_b) except *:
+    """ValueError if the byte ranges of C-contiguous arrays a and b overlap (None: nothing to check).
+    A pointer-range test: much cheaper per call than np.shares_memory, exact for contiguous arrays."""
+    if a is None or b is None:
+        return
+    cdef char* pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef char* pb = <char*>cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef cnp.npy_intp na = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    cdef cnp.npy_intp nb = cnp.PyArray_NBYTES(<cnp.ndarray>b)
+    if na > 0 and nb > 0 and pa < pb + nb and pb < pa + na:
+        raise ValueError(f"{name_a} and {name_b} must not share memory (they overlap; the update would "
+                         f"read values it has already overwritten)")
 
 
 cdef inline void* opt_ptr(a):
@@ -62,6 +78,9 @@ def sgd_update(p, grad, buf, *, double lr, double momentum=0.0, double dampening
     p = inplace_param(p, "p")
     grad = read_grad(grad, p)
     buf = inplace_state(buf, p, "buf", momentum != 0, "momentum != 0")
+    check_disjoint(p, "p", buf, "buf")
+    check_disjoint(grad, "grad", p, "p")
+    check_disjoint(grad, "grad", buf, "buf")
     cdef index_t n = p.size
     cdef void* pp = data_ptr(p)
     cdef void* gp = data_ptr(grad)
@@ -87,6 +106,16 @@ def adam_update(p, grad, m, v, vmax, *, double lr, double beta1, double beta2, d
     vmax = inplace_state(vmax, p, "vmax", False, "")
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
         raise TypeError(f"step must be an integer, got {type(step).__name__}")
+    check_disjoint(p, "p", m, "m")
+    check_disjoint(p, "p", v, "v")
+    check_disjoint(p, "p", vmax, "vmax")
+    check_disjoint(m, "m", v, "v")
+    check_disjoint(m, "m", vmax, "vmax")
+    check_disjoint(v, "v", vmax, "vmax")
+    check_disjoint(grad, "grad", p, "p")
+    check_disjoint(grad, "grad", m, "m")
+    check_disjoint(grad, "grad", v, "v")
+    check_disjoint(grad, "grad", vmax, "vmax")
     cdef int64_t st = step
     cdef index_t n = p.size
     cdef void* pp = data_ptr(p)
@@ -113,6 +142,16 @@ def rmsprop_update(p, grad, sq, gavg, buf, *, double lr, double alpha, double ep
     sq = inplace_state(sq, p, "sq", True, "always")
     gavg = inplace_state(gavg, p, "gavg", centered, "centered=True")
     buf = inplace_state(buf, p, "buf", momentum > 0, "momentum > 0")
+    check_disjoint(p, "p", sq, "sq")
+    check_disjoint(p, "p", gavg, "gavg")
+    check_disjoint(p, "p", buf, "buf")
+    check_disjoint(sq, "sq", gavg, "gavg")
+    check_disjoint(sq, "sq", buf, "buf")
+    check_disjoint(gavg, "gavg", buf, "buf")
+    check_disjoint(grad, "grad", p, "p")
+    check_disjoint(grad, "grad", sq, "sq")
+    check_disjoint(grad, "grad", gavg, "gavg")
+    check_disjoint(grad, "grad", buf, "buf")
     cdef index_t n = p.size
     cdef void* pp = data_ptr(p)
     cdef void* gp = data_ptr(grad)

@@ -333,3 +333,80 @@ def test_against_torch(isa, dtype, act, rng):
     rtol, atol = tol(dtype)
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=rtol, atol=atol)
     np.testing.assert_allclose(g, x.grad.numpy(), rtol=20 * rtol, atol=20 * atol)
+
+
+# ---- huge and infinite inputs: no NaN, saturated values (review finding) ----
+
+_HUGE = {np.float32: [1e20, 1e30, 3e38, np.inf], np.float64: [1e20, 1e30, 1e155, 1e200, 1e300, np.inf]}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh"])
+def test_gelu_saturates_for_huge_and_infinite_inputs(isa, dtype, act):
+    big = np.array(_HUGE[dtype] + [41.0, 50.0, 1e5], dtype)
+    z = np.concatenate([big, -big, big, -big])  # > one vector of each sign, plus a tail
+    m = big.size
+    y = _core.act_forward(act, z)
+    g = _core.act_backward(act, np.ones_like(z), z)
+    pos, neg = np.r_[0:m, 2 * m:3 * m], np.r_[m:2 * m, 3 * m:4 * m]
+    assert not np.isnan(y).any() and not np.isnan(g).any(), (y, g)
+    np.testing.assert_array_equal(y[pos], z[pos])
+    np.testing.assert_array_equal(y[neg], 0.0)
+    assert np.signbit(y[neg]).all()  # -0.0 like z Phi(z) for finite z (torch: -0.0 / 0)
+    np.testing.assert_array_equal(g[pos], 1.0)
+    np.testing.assert_array_equal(g[neg], 0.0)
+    # act_backward with a scaled upstream
+    g2 = _core.act_backward(act, np.full_like(z, 3.0), z)
+    np.testing.assert_array_equal(g2[pos], 3.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh"])
+def test_gelu_saturation_is_bit_identical_near_the_cutoff(isa, dtype, act):
+    # Just inside and outside |z| = 40 the saturated values are what the formula gives anyway.
+    z = np.array([-40.5, -40.0, -39.0, -30.0, -10.0, 10.0, 30.0, 39.0, 40.0, 40.5] * 2, dtype)
+    y = _core.act_forward(act, z)
+    g = _core.act_backward(act, np.ones_like(z), z)
+    assert np.isfinite(y).all() and np.isfinite(g).all()
+    np.testing.assert_array_equal(y[z > 0], z[z > 0])
+    np.testing.assert_array_equal(g[z >= 30], 1.0)
+    np.testing.assert_array_equal(g[np.abs(z) >= 40], (z[np.abs(z) >= 40] > 0).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ACTS)
+def test_all_activations_finite_limits_at_huge_and_infinite_inputs(isa, dtype, act):
+    big = np.array(_HUGE[dtype], dtype)
+    z = np.concatenate([big, -big, big, -big])
+    y = _core.act_forward(act, z, alpha=1.0 if act == "elu" else 0.01)
+    kw = {"alpha": 1.0} if act == "elu" else {}
+    saved = y if _core.derivative_uses_output(act, **kw) else z
+    g = _core.act_backward(act, np.ones_like(z), saved, **kw)
+    assert not np.isnan(y).any(), (act, y)
+    assert not np.isnan(g).any(), (act, g)
+    pos = z > 0
+    want_y = {"identity": z, "relu": np.where(pos, z, 0), "leaky_relu": np.where(pos, z, 0.01 * z),
+              "elu": np.where(pos, z, -1.0), "sigmoid": np.where(pos, 1.0, 0.0),
+              "tanh": np.where(pos, 1.0, -1.0), "gelu": np.where(pos, z, 0),
+              "gelu_tanh": np.where(pos, z, 0), "softplus": np.where(pos, z, 0)}[act]
+    want_g = {"identity": 1.0, "relu": np.where(pos, 1, 0), "leaky_relu": np.where(pos, 1, 0.01),
+              "elu": np.where(pos, 1, 0), "sigmoid": 0.0, "tanh": 0.0, "gelu": np.where(pos, 1, 0),
+              "gelu_tanh": np.where(pos, 1, 0), "softplus": np.where(pos, 1, 0)}[act]
+    np.testing.assert_array_equal(y, np.asarray(want_y, dtype) + np.zeros_like(z))
+    np.testing.assert_allclose(g, np.asarray(want_g, dtype) + np.zeros_like(z), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pieces", [2.5, 2.0, "2", None, True])
+def test_maxout_backward_pieces_must_be_an_integer(pieces):
+    up = np.ones(3, np.float32)
+    am = np.zeros(3, np.int32)
+    with pytest.raises(TypeError, match="pieces"):
+        _core.maxout_backward(up, am, pieces)
+
+
+def test_maxout_backward_pieces_numpy_integer_ok_and_lower_bound():
+    up = np.ones(3, np.float32)
+    am = np.zeros(3, np.int32)
+    assert _core.maxout_backward(up, am, np.int64(2)).shape == (2, 3)
+    with pytest.raises(ValueError, match="pieces"):
+        _core.maxout_backward(up, am, 0)

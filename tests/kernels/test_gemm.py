@@ -185,3 +185,43 @@ def test_errors():
 def test_property_random(m, n, k, trans_a, trans_b, alpha, beta, f64, lc, seed):
     run_case(np.random.default_rng(seed), np.float64 if f64 else np.float32, m, n, k,
              trans_a, trans_b, alpha, beta, lc=lc)
+
+
+# ---- `out` with internal overlap is rejected (review finding) ----
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_with_internal_overlap_rejected(dtype):
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    b = np.ones((3, 4), dtype)
+    base = np.zeros(16, dtype)
+    it = base.itemsize
+    bad = [np.lib.stride_tricks.as_strided(base, (2, 4), (0, it)),        # rows alias
+           np.lib.stride_tricks.as_strided(base, (2, 4), (it, 0)),        # columns alias
+           np.lib.stride_tricks.as_strided(base, (2, 4), (2 * it, it)),   # rows overlap partly
+           np.lib.stride_tricks.as_strided(base, (2, 4), (it, it))]
+    for out in bad:
+        assert out.flags.writeable
+        with pytest.raises(ValueError, match="overlap"):
+            _core.gemm(a, b, out)
+        with pytest.raises(ValueError, match="overlap"):
+            _core.gemm(a, b, out, beta=1.0)
+    np.testing.assert_array_equal(base, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_zero_stride_on_unit_dims_and_interleaved_strides_ok(dtype):
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    b = np.arange(12, dtype=dtype).reshape(3, 4)
+    want = a.astype(np.float64) @ b
+    base = np.zeros(64, dtype)
+    it = base.itemsize
+    # (1, 4) with a zero row stride, (2, 1) with a zero column stride: no element repeats
+    o1 = np.lib.stride_tricks.as_strided(base, (1, 4), (0, it))
+    np.testing.assert_allclose(_core.gemm(a[:1], b, o1), want[:1])
+    o2 = np.lib.stride_tricks.as_strided(base, (2, 1), (it, 0))
+    np.testing.assert_allclose(_core.gemm(a, b[:, :1], o2), want[:, :1])
+    # interleaved but disjoint: rows at 0, 3; columns at 0, 2, 4, 6 ... no; use (3, 2) x (2,)
+    o3 = np.lib.stride_tricks.as_strided(base, (2, 4), (it, 2 * it))  # offsets 0,2,4,6 / 1,3,5,7
+    np.testing.assert_allclose(_core.gemm(a, b, o3), want)
+    o4 = np.lib.stride_tricks.as_strided(base, (2, 2), (3 * it, 2 * it))  # offsets 0,2 / 3,5
+    np.testing.assert_allclose(_core.gemm(a, b[:, :2], o4), want[:, :2])

@@ -220,3 +220,57 @@ def test_property_updates(case, n, seed, steps, f64):
     got = run_ours(kind, p0.copy(), grads, cfg)
     rtol, atol = tol(dtype)
     np.testing.assert_allclose(got, run_ref(kind, p0, grads, cfg), rtol=rtol, atol=10 * atol)
+
+
+# ---- aliased parameter / state / gradient buffers are rejected (review finding) ----
+
+def _adam_kw():
+    return dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False, step=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aliased_buffers_rejected(dtype):
+    p = np.ones(8, dtype)
+    g = np.full(8, 0.5, dtype)
+    big = np.zeros(16, dtype)
+    m, v, x = np.zeros(8, dtype), np.zeros(8, dtype), np.zeros(8, dtype)
+    with pytest.raises(ValueError, match=r"\bp\b.*\bbuf\b|\bbuf\b.*\bp\b"):
+        _core.sgd_update(p, g, p[:], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"buf"):
+        _core.sgd_update(big[:8], g, big[4:12], lr=0.1, momentum=0.9)  # partial overlap
+    with pytest.raises(ValueError, match=r"grad.*p|p.*grad"):
+        _core.sgd_update(p, p, None, lr=0.1)
+    with pytest.raises(ValueError, match=r"grad.*buf|buf.*grad"):
+        _core.sgd_update(p, big[2:10], big[:8], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"\bm\b.*\bv\b"):
+        _core.adam_update(p, g, m, m, None, **_adam_kw())
+    with pytest.raises(ValueError, match=r"\bv\b.*vmax"):
+        _core.adam_update(p, g, m, v, v[:], **_adam_kw())
+    with pytest.raises(ValueError, match=r"\bp\b.*\bm\b"):
+        _core.adam_update(p, g, p.view(), v, None, **_adam_kw())
+    with pytest.raises(ValueError, match=r"grad.*\bv\b|\bv\b.*grad"):
+        _core.adam_update(p, v, m, v, None, **_adam_kw())
+    with pytest.raises(ValueError, match=r"sq.*gavg"):
+        _core.rmsprop_update(p, g, m, m, None, lr=0.1, alpha=0.99, eps=1e-8, centered=True)
+    with pytest.raises(ValueError, match=r"\bp\b.*\bbuf\b"):
+        _core.rmsprop_update(p, g, m, None, p, lr=0.1, alpha=0.99, eps=1e-8, momentum=0.9)
+    # nothing was modified by the rejected calls
+    np.testing.assert_array_equal(p, 1.0)
+    np.testing.assert_array_equal(m, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adjacent_buffers_and_noncontiguous_grad_view_accepted(dtype):
+    big = np.zeros(24, dtype)
+    p, buf, g = big[:8], big[8:16], big[16:24]
+    p[:] = 1
+    g[:] = 0.5
+    _core.sgd_update(p, g, buf, lr=0.1, momentum=0.9, first_step=True)
+    np.testing.assert_allclose(p, 0.95)
+    # a non-contiguous gradient that views p is copied before the update: fine
+    q = np.ones(16, dtype)
+    _core.sgd_update(q[:8], q[::2].copy(), None, lr=0.1)
+    np.testing.assert_allclose(q[:8], 0.9)
+    # empty arrays never overlap
+    e = np.zeros(0, dtype)
+    _core.adam_update(e, e.copy(), e.copy(), e.copy(), None, **_adam_kw())
