@@ -13,6 +13,7 @@ byte order with the stored dtype (uint8 images stay uint8); the loaders that bui
 convert them (X float32 in [0, 1] of shape (N, features), y int64).
 """
 import gzip
+import math
 import os
 import zlib
 
@@ -65,7 +66,7 @@ def _parse_idx(buf, name):
                          f"file has {len(buf)}")
     shape = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize     # Python ints: no int64 wrap-around
     if len(buf) < expected:
         raise ValueError(f"{name}: truncated IDX file: shape {shape} of {dtype.name} needs "
                          f"{expected} bytes, file has {len(buf)}")

@@ -64,10 +64,12 @@ def _arg(x):
         if x.dtype == float32 or x.dtype == float64:
             return x
         return _to_array(x)
+    if isinstance(x, np.generic):     # np.float64 subclasses float: check numpy scalars first
+        if x.dtype.kind in "fiu":
+            return float(x)               # a weak scalar, like a Python number
+        return _to_array(x)
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return x
-    if isinstance(x, np.generic) and x.dtype.kind in "fiu":
-        return float(x)
     return _to_array(x)
 
 
@@ -103,12 +105,22 @@ def unbroadcast(g, shape):
     return g.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+def _check_axis(axis, ndim, what="axis"):
+    """``axis`` normalised to [0, ndim); IndexError naming it and ``ndim`` when out of range."""
+    if not -ndim <= axis < ndim:
+        if ndim == 0:
+            raise IndexError(f"{what} {axis} is out of range for a 0-d tensor (it has no dimensions)")
+        raise IndexError(f"{what} {axis} is out of range for a tensor with ndim {ndim} "
+                         f"(expected {-ndim} <= {what} < {ndim})")
+    return axis % ndim
+
+
 def _norm_axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, (tuple, list)):
-        return tuple(sorted(a % ndim if ndim else a for a in axis))
-    return (axis % ndim if ndim else axis,)
+        return tuple(sorted(_check_axis(a, ndim) if ndim else a for a in axis))
+    return (_check_axis(axis, ndim) if ndim else axis,)
 
 
 def _kshape(shape, axes):
@@ -328,13 +340,19 @@ class Mean(Op):
 
     @staticmethod
     def forward(ctx, a, axis, keepdims):
+        axes = _norm_axes(axis, a.ndim)
         if ctx.rec:
-            ctx.kshape = _kshape(a.shape, _norm_axes(axis, a.ndim))
+            ctx.kshape = _kshape(a.shape, axes)
+        if a.ndim and math.prod(a.shape[i] for i in axes) == 0:
+            # mean over nothing is NaN (as in PyTorch), without numpy's empty-slice warnings
+            return np.full_like(np.asarray(np.sum(a, axis=axis, keepdims=keepdims)), np.nan)
         return np.mean(a, axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
         shape = ctx.shape(0)
+        if math.prod(shape) == 0:         # an empty input has an empty gradient (no 0/0)
+            return (_expand(g * 0.0, ctx.kshape, shape), None, None)
         count = math.prod(shape) // builtins.max(1, math.prod(ctx.kshape))
         return (_expand(g / count, ctx.kshape, shape), None, None)
 
@@ -358,7 +376,7 @@ class Max(Op):
                 ctx.kshape = (1,) * a.ndim
             y = np.asarray(y).reshape((1,) * a.ndim) if keepdims else np.asarray(y)
             return y
-        axis = axis % a.ndim
+        axis = _check_axis(axis, a.ndim)
         idx = np.expand_dims(np.argmax(a, axis=axis), axis)
         y = np.take_along_axis(a, idx, axis)
         if ctx.rec:
@@ -1020,7 +1038,17 @@ def matmul(a, b):
         if na == 1:
             return reshape(out, -1)
         return reshape(out, -1)
-    return apply(BatchMatmul, a, b)
+    # batched (one operand has ndim > 2): a 1-D operand becomes a (1, k) row / (k, 1) column
+    # (numpy's rule), its added axis is removed from the result
+    a2 = reshape(a, 1, -1) if na == 1 else a
+    b2 = reshape(b, -1, 1) if nb == 1 else b
+    out = apply(BatchMatmul, a2, b2)
+    if na == 1:
+        shp = out.shape
+        return reshape(out, shp[:-2] + shp[-1:])
+    if nb == 1:
+        return reshape(out, out.shape[:-1])
+    return out
 
 
 def act(x, name, alpha=0.01, beta=1.0, threshold=20.0):
@@ -1057,6 +1085,9 @@ def dense(x, w, b=None, p=None):
     nd = xd.ndim
     if nd == 2:
         return apply(Dense, x, w, b, p)
+    if nd == 0:
+        raise ValueError(f"dense/Linear needs an input with at least 1 dimension (..., in_features), "
+                         f"got shape {xd.shape} (weight {wd.shape})")
     if nd == 1:
         return reshape(apply(Dense, reshape(x, 1, -1), w, b, p), -1)
     lead = xd.shape[:-1]
@@ -1080,7 +1111,9 @@ def _along_last(fn_op, x, dim):
     x = _arg(x)
     xd = _data(x)
     nd = xd.ndim
-    dim = dim % nd if nd else 0
+    if nd == 0:
+        raise ValueError(f"{fn_op.name} needs a tensor with at least 1 dimension, got a 0-d tensor")
+    dim = _check_axis(dim, nd, "dim")
     if nd == 2 and dim == 1:
         return apply(fn_op, x)
     if nd == 1:

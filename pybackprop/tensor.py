@@ -23,6 +23,8 @@ Only float32 (the default) and float64 tensors exist.
 Every function that takes a tensor also takes a numpy array (treated as a
 constant that does not require grad).
 """
+import weakref as _weakref
+
 import numpy as np
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "randn", "rand",
@@ -95,7 +97,7 @@ class Tensor:
     docstring for the dtype rules). ``pb.from_numpy`` shares memory instead.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_vc", "name", "__weakref__")
     __array_ufunc__ = None          # ndarray <op> Tensor -> Tensor's reflected operator
     __array_priority__ = 1000
 
@@ -103,11 +105,26 @@ class Tensor:
         self.data = _to_array(data, dtype, copy=True)
         self.grad = None
         self.grad_fn = None
-        self._version = 0
+        self._vc = [0]
         self.name = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    # --------------------------------------------------------------- version
+    # The version counter lives in a one-element list (``_vc``) so that aliases of the same
+    # memory -- ``detach()`` and ``pb.from_numpy(t.numpy())`` -- share it: an in-place change
+    # through any alias invalidates the saved tensors of every graph that uses the data.
+    @property
+    def _version(self):
+        return self._vc[0]
+
+    @_version.setter
+    def _version(self, value):
+        try:
+            self._vc[0] = value
+        except AttributeError:          # set before any counter exists (subclass __init__)
+            self._vc = [value]
 
     # ----------------------------------------------------------------- basics
     @property
@@ -142,6 +159,7 @@ class Tensor:
 
     def numpy(self):
         """The underlying array (shared, not copied), like ``torch.Tensor.numpy``."""
+        _register_alias(self.data, self._vc)
         return self.data
 
     def item(self):
@@ -199,8 +217,10 @@ class Tensor:
         return self
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut from the graph."""
-        return _make(self.data)
+        """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
+        t = _make(self.data)
+        t._vc = self._vc
+        return t
 
     def detach_(self):
         self.grad_fn = None
@@ -440,12 +460,45 @@ def _make(data, requires_grad=False, grad_fn=None):
     t.grad = None
     t.requires_grad = requires_grad
     t.grad_fn = grad_fn
-    t._version = 0
+    t._vc = [0]
     t.name = None
     return t
 
 
 _new = object.__new__
+
+# id(ndarray) -> (weakref to it, version cell) for arrays handed out by Tensor.numpy(), so that
+# pb.from_numpy() of that array (or of a view of it) shares the tensor's version counter.
+_ALIASES = {}
+
+
+def _register_alias(arr, cell):
+    key = id(arr)
+    ent = _ALIASES.get(key)
+    if ent is not None and ent[0]() is arr:
+        return                          # already known: the first tensor's cell stays
+    try:
+        ref = _weakref.ref(arr, lambda r, key=key: _drop_alias(key, r))
+    except TypeError:                   # not weak-referenceable: no sharing
+        return
+    _ALIASES[key] = (ref, cell)
+
+
+def _drop_alias(key, ref):
+    ent = _ALIASES.get(key)
+    if ent is not None and ent[0] is ref:
+        del _ALIASES[key]
+
+
+def _alias_cell(arr):
+    """The version cell of the tensor whose ``numpy()`` gave ``arr`` or an array ``arr`` views."""
+    a = arr
+    while isinstance(a, np.ndarray):
+        ent = _ALIASES.get(id(a))
+        if ent is not None and ent[0]() is a:
+            return ent[1]
+        a = a.base
+    return None
 
 
 # ------------------------------------------------------------------ creation
@@ -458,7 +511,15 @@ def from_numpy(a):
     """A tensor sharing memory with the float32/float64 array ``a`` (other real dtypes are converted)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy array, got {type(a).__name__}")
-    return _make(_to_array(a))
+    arr = _to_array(a)
+    t = _make(arr)
+    if arr is a:                        # shares memory: share the version counter of its tensor
+        cell = _alias_cell(a)
+        if cell is not None:
+            t._vc = cell
+        else:
+            _register_alias(a, t._vc)
+    return t
 
 
 def _shape(shape):

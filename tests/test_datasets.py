@@ -186,3 +186,10 @@ def test_function_1d():
     assert 0.09 < np.std(yn - np.sin(xn)) < 0.11
     with pytest.raises(ValueError):
         datasets.function_1d(np.sin, low=1, high=0)
+
+
+def test_load_idx_huge_header_dims_name_the_file(tmp_path):
+    # 2**31 cubed wraps to 0 in int64: the size must be computed exactly
+    p = write(tmp_path / "huge-idx3-ubyte", struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">3I", *[2**31] * 3))
+    with pytest.raises(ValueError, match=r"huge-idx3-ubyte.*truncated"):
+        datasets.load_idx(p)

@@ -42,6 +42,9 @@ _FREED = ("Trying to backward through the graph a second time (or directly acces
           "after they have already been freed): saved values of '{}' were released after the "
           "previous backward. Specify retain_graph=True on the first backward (or autograd.grad) "
           "call if you need to backward through the graph again.")
+_MODIFIED_OUT = ("one of the tensors needed for gradient computation has been modified by an "
+                 "in-place operation: the output of '{}' (saved for its backward) is at version "
+                 "{}; expected version 0 instead.")
 _MODIFIED = ("one of the tensors needed for gradient computation has been modified by an in-place "
              "operation: input {} of '{}' is at version {}; expected version {} instead.")
 
@@ -58,7 +61,7 @@ class Node:
     """
 
     __slots__ = ("op", "inputs", "needs_input_grad", "versions", "out", "saved", "graph", "freed",
-                 "grad", "rec", "topo", "retained", "__dict__", "__weakref__")
+                 "grad", "rec", "topo", "retained", "out_vc", "__dict__", "__weakref__")
 
     @property
     def name(self):
@@ -115,6 +118,7 @@ def _ctx(op, record):
     node.op = op
     node.rec = record
     node.out = None
+    node.out_vc = None
     return node
 
 
@@ -158,7 +162,11 @@ def apply(op, *args, **params):
     ctx.grad = None
     ctx.topo = None
     ctx.retained = None
-    return _make(out, True, ctx)
+    t = _make(out, True, ctx)
+    # the op saved its output for backward: remember the output's version counter so that an
+    # in-place change of the output (or of an alias such as its detach()) is caught in backward
+    ctx.out_vc = t._vc if ctx.out is not None else None
+    return t
 
 
 def record_node(op, args, out_array, needs=None):
@@ -289,6 +297,9 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None):
                     captured[i] = g
             if not create_graph and g.size <= VIZ_MAX_ELEMENTS:
                 node.grad = g
+            vc = node.out_vc
+            if vc is not None and vc[0] != 0 and node.out is not None:
+                raise RuntimeError(_MODIFIED_OUT.format(node.op.name, vc[0]))
             node.graph = create_graph
             grads = node.op.backward(node, g)
             node.graph = False

@@ -12,6 +12,15 @@ from .parameter import Parameter
 __all__ = ["Linear", "Maxout"]
 
 
+def _size(value, name):
+    """A layer size: a non-negative int (numpy integers too), never a float or bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
 class Linear(Module):
     """y = x @ weight + bias, weight of shape (in_features, out_features).
 
@@ -24,8 +33,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = _size(in_features, "in_features")
+        self.out_features = _size(out_features, "out_features")
         dt = as_dtype(dtype) or float32
         self.weight = Parameter(np.empty((self.in_features, self.out_features), dt))
         self.bias = Parameter(np.empty(self.out_features, dt)) if bias else None
@@ -53,11 +62,11 @@ class Maxout(Module):
 
     def __init__(self, in_features, out_features, pieces=2, dtype=None):
         super().__init__()
-        if pieces < 1:
+        self.pieces = _size(pieces, "pieces")
+        if self.pieces < 1:
             raise ValueError(f"pieces must be >= 1, got {pieces}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        self.pieces = int(pieces)
+        self.in_features = _size(in_features, "in_features")
+        self.out_features = _size(out_features, "out_features")
         dt = as_dtype(dtype) or float32
         self.weight = Parameter(np.empty((self.pieces, self.in_features, self.out_features), dt))
         self.bias = Parameter(np.empty((self.pieces, self.out_features), dt))

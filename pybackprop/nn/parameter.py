@@ -21,7 +21,7 @@ class Parameter(Tensor):
         self.data = np.ascontiguousarray(arr)
         self.grad = None
         self.grad_fn = None
-        self._version = 0
+        self._vc = [0]
         self.name = None
         self.requires_grad = bool(requires_grad)
 

@@ -214,3 +214,16 @@ def test_layers(layer, r):
     assert gradcheck(lambda x, *ps: m(x), (x, *params))
     for p, s in zip(params, saved):
         assert p.data is s
+
+
+@pytest.mark.parametrize("sa,sb", [((3,), (2, 3, 4)), ((2, 3, 4), (4,)), ((3,), (2, 1, 3, 4)),
+                                   ((5, 2, 3), (3,))])
+def test_matmul_1d_with_batched_operand(sa, sb):
+    rng = np.random.default_rng(0)
+    a = pb.tensor(rng.standard_normal(sa), dtype=pb.float64, requires_grad=True)
+    b = pb.tensor(rng.standard_normal(sb), dtype=pb.float64, requires_grad=True)
+    out = a @ b
+    np.testing.assert_allclose(out.numpy(), np.matmul(a.numpy(), b.numpy()), rtol=1e-12)
+    out.sum().backward()
+    assert a.grad.shape == sa and b.grad.shape == sb
+    assert gradcheck(lambda u, v: u @ v, (a, b))

@@ -320,3 +320,36 @@ def test_setitem_and_size():
     r = pb.tensor([1.0], requires_grad=True)
     with pytest.raises(RuntimeError):
         r[0] = 2.0
+
+
+def test_in_place_through_detach_of_saved_output_is_detected():
+    x = pb.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()                                   # exp saves its output for backward
+    y.detach().add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.sum().backward()
+    x = pb.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    z = y * y                                     # mul saves its inputs
+    y.detach().mul_(3.0)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        z.sum().backward()
+
+
+def test_in_place_through_from_numpy_alias_is_detected():
+    x = pb.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    pb.from_numpy(y.numpy()[:1]).add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.sum().backward()
+
+
+def test_detach_shares_the_version_counter_but_unmodified_graphs_still_work():
+    x = pb.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    d = y.detach()
+    assert d._version == y._version == 0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp([1.0, 2.0]), rtol=1e-6)
+    d.add_(1.0)
+    assert y._version == 1

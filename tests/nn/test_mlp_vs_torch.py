@@ -3,6 +3,8 @@
 Our weights are (in, out); PyTorch's are (out, in): we copy them transposed. Runs on every
 SIMD path (the ``isa`` fixture) since Linear/activations/losses/optimisers hit the kernels.
 """
+import zlib
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,35 @@ def build(act, arch, dtype):
     return pb.nn.Sequential(*pbl), torch.nn.Sequential(*tl), pairs
 
 
+# Maxout picks the largest of its pieces: where two pieces are within rounding of each other,
+# float32 pybackprop and PyTorch may pick different ones, and the gradient jumps from one piece
+# to the other. Such near-ties are avoided: the data is drawn so every piece decision has at
+# least this margin, and the trajectory comparison ends at the step where a margin shrinks
+# below it (the optimiser moves the pieces towards each other).
+MAXOUT_MARGIN = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def maxout_margin(tmodel, tx):
+    """The smallest gap between the two largest pieces of any maxout unit (float64)."""
+    gap = np.inf
+    with torch.no_grad():
+        h = tx.double()
+        for layer in tmodel:
+            if isinstance(layer, TorchMaxout):
+                z = torch.einsum("ni,kio->kno", h, layer.weight.double()) + layer.bias.double()[:, None, :]
+                top = z.topk(2, dim=0).values
+                gap = min(gap, float((top[0] - top[1]).min()))
+                h = top[0]
+            else:
+                h = torch.nn.functional.linear(h, layer.weight.double(), layer.bias.double())
+    return gap
+
+
+def seed_of(*key):
+    """A per-case seed that is the same in every process (unlike hash() of strings)."""
+    return zlib.crc32(repr(key).encode())
+
+
 def tonp(t):
     return t.detach().numpy()
 
@@ -94,9 +125,16 @@ def assert_grads(pairs, rtol, atol):
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: "-".join(map(str, a)))
 @pytest.mark.parametrize("act", list(ACTS))
 def test_mlp_matches_torch(act, arch, dtype, batch, isa):
-    rng = np.random.default_rng(abs(hash((act, arch, batch))) % 2**32)
+    rng = np.random.default_rng(seed_of(act, arch, batch))
     model, tmodel, pairs = build(act, arch, dtype)
     x = rng.standard_normal((batch, arch[0])).astype(dtype)
+    maxout = act == "maxout"
+    for _ in range(100):
+        if not maxout or maxout_margin(tmodel, torch.from_numpy(x)) >= MAXOUT_MARGIN[dtype]:
+            break
+        x = rng.standard_normal((batch, arch[0])).astype(dtype)
+    else:
+        pytest.fail("no data without maxout near-ties found")
     n_out = arch[-1]
     if n_out > 1:
         y = rng.integers(0, n_out, batch)
@@ -116,7 +154,13 @@ def test_mlp_matches_torch(act, arch, dtype, batch, isa):
 
     out, tout = model(x), tmodel(tx)
     np.testing.assert_allclose(out.numpy(), tonp(tout), rtol=rtol, atol=atol, err_msg="forward")
-    for step in range(20):
+    # float32 maxout: Adam-type updates of near-zero gradients (pieces that are barely used)
+    # amplify rounding differences faster than for smooth activations: compare 5 steps
+    steps = 5 if maxout and f32 else 20
+    for step in range(steps):
+        if maxout and step and maxout_margin(tmodel, tx) < MAXOUT_MARGIN[dtype]:
+            steps = step              # a near-tie ahead: compare the trajectory up to here
+            break
         opt.zero_grad()
         topt.zero_grad()
         loss = loss_fn(model(x), y)
@@ -132,4 +176,15 @@ def test_mlp_matches_torch(act, arch, dtype, batch, isa):
         topt.step()
     # float32: Adam-type updates are ~lr whatever the size of the gradient, so rounding-level
     # gradient differences near zero show up at ~1e-3 after 20 steps
-    assert_params(pairs, rtol=5e-3 if f32 else 1e-7, atol=5e-3 if f32 else 1e-9, what=f"{opt_name} after 20 steps")
+    assert_params(pairs, rtol=5e-3 if f32 else 1e-7, atol=5e-3 if f32 else 1e-9,
+                  what=f"{opt_name} after {steps} steps")
+    if maxout:
+        STEPS_COMPARED[(arch, dtype, batch)] = steps
+
+
+STEPS_COMPARED = {}
+
+
+def test_case_seeds_do_not_depend_on_the_process():
+    # hash() of strings changes with PYTHONHASHSEED; the case seeds must not
+    assert seed_of("maxout", (17, 129, 65), 1) == zlib.crc32(b"('maxout', (17, 129, 65), 1)")

@@ -295,3 +295,57 @@ def test_functional_activations_match_torch(name, isa):
     y.backward(go)
     ty.backward(torch.from_numpy(go))
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-11, atol=1e-13)
+
+
+def test_softmax_dim_out_of_range_and_0d_input():
+    x = pb.tensor([[1.0, 2.0]])
+    for f in (F.softmax, F.log_softmax):
+        with pytest.raises(IndexError, match=r"dim 2 .*ndim 2"):
+            f(x, dim=2)
+        with pytest.raises(IndexError, match=r"dim -3 .*ndim 2"):
+            f(x, dim=-3)
+        with pytest.raises(ValueError, match="0-d"):
+            f(pb.tensor(1.0))
+
+
+def test_max_of_0d_with_axis_is_a_clear_error():
+    with pytest.raises(IndexError, match="0-d"):
+        pb.tensor(3.0).max(axis=0)
+    with pytest.raises(IndexError, match="ndim 2"):
+        pb.tensor([[1.0]]).max(axis=(0, 5))
+
+
+def test_linear_validates_input_and_sizes():
+    with pytest.raises(ValueError, match=r"shape \(\)"):
+        pb.nn.Linear(3, 2)(pb.tensor(1.0))
+    with pytest.raises(TypeError, match="in_features"):
+        pb.nn.Linear(2.5, 2)
+    with pytest.raises(TypeError, match="out_features"):
+        pb.nn.Linear(2, True)
+    with pytest.raises(ValueError, match=">= 0"):
+        pb.nn.Linear(-1, 2)
+    with pytest.raises(TypeError, match="pieces"):
+        pb.nn.Maxout(2, 2, pieces=2.0)
+    assert pb.nn.Linear(np.int64(3), 0).weight.shape == (3, 0)
+
+
+def test_numpy_scalars_are_weak_like_python_scalars():
+    x = pb.tensor([1.0])
+    assert (x * np.float64(2)).dtype == pb.float32
+    assert (np.float64(2) * x).dtype == pb.float32
+    assert (x + np.int64(1)).dtype == pb.float32
+    assert (x - np.float32(1)).dtype == pb.float32
+
+
+def test_mean_of_empty_is_nan_without_warnings():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = pb.tensor(np.zeros((0, 3)), requires_grad=True)
+        m = t.mean()
+        m.backward()
+        assert np.isnan(m.item()) and t.grad.shape == (0, 3)
+        t = pb.tensor(np.zeros((0, 3)), requires_grad=True)
+        m = t.mean(axis=0)
+        m.sum().backward()
+        assert m.shape == (3,) and np.all(np.isnan(m.numpy()))
