@@ -567,7 +567,7 @@ class BatchMatmul(Op):
 
 
 # ================================================ activations (C++ kernel table)
-_ACTS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softplus")
+_ACTS = K.ACTIVATIONS     # the C++ table's names (csrc/activations/activations.h)
 _ACT_PARAMS = {}
 
 

@@ -16,6 +16,21 @@
 
 namespace pb {
 
+const char* activation_name(Activation act) {
+    switch (act) {
+        case Activation::identity: return "identity";
+        case Activation::relu: return "relu";
+        case Activation::leaky_relu: return "leaky_relu";
+        case Activation::elu: return "elu";
+        case Activation::sigmoid: return "sigmoid";
+        case Activation::tanh: return "tanh";
+        case Activation::gelu: return "gelu";
+        case Activation::gelu_tanh: return "gelu_tanh";
+        case Activation::softplus: return "softplus";
+    }
+    return "unknown";
+}
+
 bool derivative_uses_output(Activation act, const ActParams& p) {
     switch (act) {
         case Activation::identity:

@@ -45,6 +45,9 @@ struct ActParams {
     double threshold = 20.0;  // softplus threshold
 };
 
+// The activation's name as the Python API spells it ("relu", "gelu_tanh", ...).
+const char* activation_name(Activation act);
+
 // True if f'(z) is computed from the output y, false if from the input z.
 bool derivative_uses_output(Activation act, const ActParams& p);
 

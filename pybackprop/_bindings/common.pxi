@@ -11,22 +11,17 @@ cdef extern from "activations/activations.h" namespace "pb":
         double beta
         double threshold
     bint c_derivative_uses_output "pb::derivative_uses_output"(Activation act, const ActParams& p) except +
+    const char* c_activation_name "pb::activation_name"(Activation act)
+    const int kNumActivations
 
 cdef extern from "common/types.h" namespace "pb":
     cpdef enum class Reduction(int):
         none, mean, sum
 
-_ACTIVATIONS = {
-    "identity": Activation.identity,
-    "relu": Activation.relu,
-    "leaky_relu": Activation.leaky_relu,
-    "elu": Activation.elu,
-    "sigmoid": Activation.sigmoid,
-    "tanh": Activation.tanh,
-    "gelu": Activation.gelu,
-    "gelu_tanh": Activation.gelu_tanh,
-    "softplus": Activation.softplus,
-}
+# Names come from the C++ table (activations.h), the one list of them.
+_ACTIVATIONS = {}
+for _i in range(kNumActivations):
+    _ACTIVATIONS[c_activation_name(<Activation>_i).decode()] = Activation(_i)
 
 ACTIVATIONS = tuple(_ACTIVATIONS)
 

@@ -18,10 +18,8 @@ namespace py = pybind11;
 namespace {
 
 pb::Activation parse_activation(const std::string& name) {
-    static const char* names[] = {"identity", "relu", "leaky_relu", "elu", "sigmoid",
-                                  "tanh", "gelu", "gelu_tanh", "softplus"};
     for (int i = 0; i < pb::kNumActivations; ++i)
-        if (name == names[i]) return static_cast<pb::Activation>(i);
+        if (name == pb::activation_name(static_cast<pb::Activation>(i))) return static_cast<pb::Activation>(i);
     throw std::invalid_argument("unknown activation '" + name + "'");
 }
 
