@@ -69,6 +69,7 @@ thread_local Buffer tl_pack_a, tl_pack_b;
 template <typename T>
 struct Kernels {
     BlockSizes bs;
+    void (*row)(index_t, index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*);
     void (*macro)(const MacroArgs<T>&);
     void (*pack_a)(index_t, index_t, const T*, index_t, index_t, T*);
     void (*pack_b)(index_t, index_t, const T*, index_t, index_t, T*);
@@ -80,9 +81,9 @@ const Kernels<T>& kernels();
 template <>
 const Kernels<float>& kernels<float>() {
     static const Kernels<float> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF32, generic::gemm_macro_f32, generic::gemm_pack_a_f32,
+        {gemm_detail::kBlocksGenericF32, generic::gemm_row_f32, generic::gemm_macro_f32, generic::gemm_pack_a_f32,
          generic::gemm_pack_b_f32},
-        {gemm_detail::kBlocksAvx2F32, avx2::gemm_macro_f32, avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
+        {gemm_detail::kBlocksAvx2F32, avx2::gemm_row_f32, avx2::gemm_macro_f32, avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
     };
     return table[static_cast<int>(active_isa())];
 }
@@ -90,9 +91,9 @@ const Kernels<float>& kernels<float>() {
 template <>
 const Kernels<double>& kernels<double>() {
     static const Kernels<double> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF64, generic::gemm_macro_f64, generic::gemm_pack_a_f64,
+        {gemm_detail::kBlocksGenericF64, generic::gemm_row_f64, generic::gemm_macro_f64, generic::gemm_pack_a_f64,
          generic::gemm_pack_b_f64},
-        {gemm_detail::kBlocksAvx2F64, avx2::gemm_macro_f64, avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
+        {gemm_detail::kBlocksAvx2F64, avx2::gemm_row_f64, avx2::gemm_macro_f64, avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
     };
     return table[static_cast<int>(active_isa())];
 }
@@ -269,10 +270,21 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
         p = Problem<T>{n, m, k, alpha, b, cs_b, rs_b, a, cs_a, rs_a, beta, c, cs_c, rs_c, nullptr};
     }
     const Kernels<T>& kern = kernels<T>();
+    const double work = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
+    // A single row of C (batch-1 inference) is a vector-matrix product: stream
+    // B once rather than fill one of the microkernel's mr rows. Threads split
+    // columns in chunks of 64, never k.
+    if (p.m == 1 && p.cs_b == 1 && p.cs_c == 1) {
+        constexpr index_t kCols = 64;
+        parallel_for(ceil_div(p.n, kCols), work, [&](index_t t0, index_t t1) {
+            kern.row(t0 * kCols, imin(t1 * kCols, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c);
+        });
+        if (p.epi != nullptr) apply_epilogue(p, 0, 1, 0, p.n);
+        return;
+    }
     const Plan plan = make_plan(p, kern.bs);
     const index_t MR = kern.bs.mr, NR = kern.bs.nr;
     const index_t tiles_m = ceil_div(p.m, MR), tiles_n = ceil_div(p.n, NR);
-    const double work = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
     // Split C into whole micro-panels, never k. Splitting n makes every thread
     // read all of A, splitting m all of B: split the side that duplicates the
     // smaller operand (m x k vs k x n), as long as it has tiles to share.

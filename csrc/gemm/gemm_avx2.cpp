@@ -334,7 +334,79 @@ void pack_b_f64_impl(index_t k, index_t n, const double* b, index_t rs, index_t 
     }
 }
 
+// One row of C: up to 8 vector accumulators (64 floats / 32 doubles) per
+// pass over k; the column tail uses masked loads and stores.
+static inline __m256i tail_mask_ps(index_t r) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), idx);
+}
+static inline __m256i tail_mask_pd(index_t r) {
+    const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(r)), idx);
+}
+
+static void row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
+                    index_t rs_b, float beta, float* c) {
+    constexpr index_t W = 8, V = 8;
+    for (index_t jc = j0; jc < j1; jc += W * V) {
+        const index_t w = j1 - jc < W * V ? j1 - jc : W * V;
+        const index_t nv = (w + W - 1) / W;
+        const __m256i last = tail_mask_ps(w - (nv - 1) * W);
+        __m256 acc[V];
+        for (index_t v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
+        for (index_t p = 0; p < k; ++p) {
+            const __m256 ap = _mm256_set1_ps(a[p * inc_a]);
+            const float* bp = b + p * rs_b + jc;
+            for (index_t v = 0; v + 1 < nv; ++v) acc[v] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(bp + v * W), acc[v]);
+            acc[nv - 1] = _mm256_fmadd_ps(ap, _mm256_maskload_ps(bp + (nv - 1) * W, last), acc[nv - 1]);
+        }
+        const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+        for (index_t v = 0; v < nv; ++v) {
+            float* cp = c + jc + v * W;
+            const __m256i mask = v + 1 < nv ? _mm256_set1_epi32(-1) : last;
+            __m256 r = _mm256_mul_ps(va, acc[v]);
+            if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cp, mask), r);
+            _mm256_maskstore_ps(cp, mask, r);
+        }
+    }
+}
+
+static void row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
+                    const double* b, index_t rs_b, double beta, double* c) {
+    constexpr index_t W = 4, V = 8;
+    for (index_t jc = j0; jc < j1; jc += W * V) {
+        const index_t w = j1 - jc < W * V ? j1 - jc : W * V;
+        const index_t nv = (w + W - 1) / W;
+        const __m256i last = tail_mask_pd(w - (nv - 1) * W);
+        __m256d acc[V];
+        for (index_t v = 0; v < V; ++v) acc[v] = _mm256_setzero_pd();
+        for (index_t p = 0; p < k; ++p) {
+            const __m256d ap = _mm256_set1_pd(a[p * inc_a]);
+            const double* bp = b + p * rs_b + jc;
+            for (index_t v = 0; v + 1 < nv; ++v) acc[v] = _mm256_fmadd_pd(ap, _mm256_loadu_pd(bp + v * W), acc[v]);
+            acc[nv - 1] = _mm256_fmadd_pd(ap, _mm256_maskload_pd(bp + (nv - 1) * W, last), acc[nv - 1]);
+        }
+        const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
+        for (index_t v = 0; v < nv; ++v) {
+            double* cp = c + jc + v * W;
+            const __m256i mask = v + 1 < nv ? _mm256_set1_epi64x(-1) : last;
+            __m256d r = _mm256_mul_pd(va, acc[v]);
+            if (beta != 0.0) r = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cp, mask), r);
+            _mm256_maskstore_pd(cp, mask, r);
+        }
+    }
+}
+
 }  // namespace
+
+void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
+                  index_t rs_b, float beta, float* c) {
+    row_f32(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+}
+void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
+                  const double* b, index_t rs_b, double beta, double* c) {
+    row_f64(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+}
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr_f32>::run(g); }
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) { Macro<double, kMrD, kNrD, ukr_f64>::run(g); }

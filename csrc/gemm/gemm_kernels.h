@@ -80,7 +80,15 @@ struct KernelsF64 {
 
 }  // namespace gemm_detail
 
+// One row of C (m == 1, the batch-1 forward): c[j] = alpha * sum_p a[p*inc_a] b[p*rs_b + j]
+// (+ beta c[j]; beta == 0 does not read c) for j in [j0, j1), B with unit column
+// stride, summed over p in order. Streams B once instead of filling 1 of the
+// microkernel's mr rows.
 namespace generic {
+void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
+                  index_t rs_b, float beta, float* c);
+void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
+                  index_t rs_b, double beta, double* c);
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
@@ -90,6 +98,10 @@ void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t 
 }  // namespace generic
 
 namespace avx2 {
+void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
+                  index_t rs_b, float beta, float* c);
+void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
+                  index_t rs_b, double beta, double* c);
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
