@@ -345,11 +345,12 @@ class CompiledStep:
             xd = self._input(xd)
             loss = plan.train_step(xd, self._targets(yd, xd.shape[0]), self._spec)
 
-        # What an eager step leaves behind: gradients, state, step counts.
+        # What an eager step leaves behind: gradients, state, step counts, and
+        # new versions of the updated parameters (their version cells directly).
         for p, g in self._param_grads:
             if p.grad is not g:
                 p.grad = g
-            p._version += 1
+            p._vc[0] += 1
         if self._pending_state:
             state = self.optimizer.state
             for p, key, buf in self._pending_state:
