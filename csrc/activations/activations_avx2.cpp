@@ -163,6 +163,23 @@ void bias_forward(Activation act, const ActParams& prm, typename V::T* c, index_
                   index_t ldc, const typename V::T* bias, typename V::T* preact, index_t ldp) {
     using R = typename V::R;
     VPrm<V> p(prm);
+    // Narrow contiguous blocks (fewer columns than a vector, as in a tiny
+    // layer): add the bias row by row, then run the activation over the block
+    // as one stream instead of one mostly empty vector per row. Lanes are
+    // independent, so the values are the same as row by row.
+    if (rows > 1 && cols < V::W && ldc == cols && (preact == nullptr || ldp == cols)) {
+        const index_t total = rows * cols;
+        if (bias != nullptr || preact != nullptr) {
+            for (index_t i = 0; i < rows; ++i)
+                for (index_t j = 0; j < cols; ++j) {
+                    typename V::T z = bias ? c[i * cols + j] + bias[j] : c[i * cols + j];
+                    c[i * cols + j] = z;
+                    if (preact) preact[i * cols + j] = z;
+                }
+        }
+        bias_forward<V>(act, prm, c, 1, total, total, nullptr, nullptr, 0);
+        return;
+    }
     visit_act(act, [&](auto tag) {
         constexpr Activation A = decltype(tag)::value;
         for (index_t i = 0; i < rows; ++i) {
