@@ -7,7 +7,7 @@ CSRC = Path(__file__).resolve().parent
 
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
-# Release flags. No -march=native: the AVX2 kernels live in files named
+# Release flags. No host-specific -march: the AVX2 kernels live in files named
 # *_avx2.cpp, compiled with AVX2_FLAGS, and are chosen at run time.
 BASE_FLAGS = ["-O3", "-std=c++17", "-Wall", "-Wextra", "-fvisibility=hidden", "-fno-math-errno", "-pthread"]
 AVX2_FLAGS = ["-mavx2", "-mfma"]
