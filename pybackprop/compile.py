@@ -41,6 +41,7 @@ import warnings
 import numpy as np
 
 from . import _core
+from . import ops as _ops
 from .nn.activation import Identity, _Activation
 from .nn.container import Sequential
 from .nn.dropout import Dropout
@@ -371,16 +372,10 @@ class CompiledStep:
         return xd
 
     def _targets(self, y, batch):
-        yd = y.data if isinstance(y, Tensor) else y
         if self._loss == "cross_entropy":
-            yd = np.asarray(yd)
-            if yd.dtype != np.int64:
-                if yd.dtype.kind not in "iu":
-                    raise TypeError(f"cross-entropy targets must be integer class indices, got dtype {yd.dtype}")
-                yd = yd.astype(np.int64)
-            if yd.ndim != 1 or yd.shape[0] != batch:
-                raise ValueError(f"targets of shape {yd.shape} for a batch of {batch}: expected ({batch},)")
-            return np.ascontiguousarray(yd)
+            # the graph layer's conversion, so eager and compiled accept the same targets
+            return np.ascontiguousarray(_ops._targets(y, batch))
+        yd = y.data if isinstance(y, Tensor) else y
         yd = np.asarray(yd)
         if yd.shape != (batch, self._n_out):
             raise ValueError(f"targets of shape {yd.shape}, expected ({batch}, {self._n_out}) like the output")
