@@ -2,7 +2,15 @@
 import os
 import warnings
 
-from . import _core
+try:
+    from . import _core
+except ImportError as exc:                      # the source tree, not an installed (or built) package
+    import pathlib
+    _here = pathlib.Path(__file__).resolve().parent
+    raise ImportError(
+        f"pybackprop's compiled core (_core) is missing from {_here}. This looks like the source "
+        "tree of an unbuilt checkout shadowing the installed package: run Python from another "
+        "directory, or build in place with `pip install -e .`") from exc
 
 __all__ = ["backend_info", "set_num_threads", "get_num_threads"]
 

@@ -8,6 +8,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -223,9 +224,11 @@ def test_progress_bar_with_tqdm(data_dir, tmp_path, capsys):
     assert "samples/s" in err and "loss" in err
 
 
-def run_cli(*args, timeout=120, **kw):
+def run_cli(*args, timeout=120, cwd=None, **kw):
+    # Never from the repository root: `python -m` puts the working directory first on sys.path,
+    # and there the unbuilt source tree would shadow the installed package.
     return subprocess.run([sys.executable, "-m", "pybackprop", *args], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+                          timeout=timeout, cwd=cwd or tempfile.gettempdir(), **kw)
 
 
 def one_line_error(r, *fragments):
@@ -297,7 +300,7 @@ def test_real_ctrl_c_then_resume_is_bit_identical(tmp_path):
             "--no-progress", "--seed", "3"]
     proc = subprocess.Popen([sys.executable, "-m", "pybackprop", *base, "--epochs", "1000",
                              "--output", str(tmp_path / "int")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         first = proc.stdout.readline()          # the banner: training has started
         assert first.startswith("training"), first + proc.stderr.read()

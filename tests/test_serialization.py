@@ -232,7 +232,8 @@ def test_crash_mid_write_leaves_old_file_intact(tmp_path):
         serialization.os.fsync = crash
         serialization.save({{"version": "new", "w": np.zeros(200000)}}, {str(p)!r})
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)          # not the repo root, whose source tree would shadow the install
     assert r.returncode == 3, r.stderr
     assert p.read_bytes() == before
     out = load(p)
