@@ -444,6 +444,13 @@ class CompiledModel:
                     _warn_eager(why)
                     return self(x)
                 break
+        # Fast path: a 2-D C-contiguous array of the model's dtype goes straight to
+        # the plan, which checks dtype, layout and width itself (TypeError: convert).
+        if type(x) is np.ndarray and x.ndim == 2:
+            try:
+                return self._plan.forward(x)
+            except TypeError:
+                pass
         xd = x.data if isinstance(x, Tensor) else x
         if type(xd) is not np.ndarray or xd.dtype != self.dtype or not xd.flags.c_contiguous:
             xd = np.ascontiguousarray(xd, dtype=self.dtype)

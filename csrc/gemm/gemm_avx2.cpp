@@ -334,66 +334,83 @@ void pack_b_f64_impl(index_t k, index_t n, const double* b, index_t rs, index_t 
     }
 }
 
-// One row of C: up to 8 vector accumulators (64 floats / 32 doubles) per
-// pass over k; the column tail uses masked loads and stores.
-static inline __m256i tail_mask_ps(index_t r) {
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), idx);
-}
-static inline __m256i tail_mask_pd(index_t r) {
-    const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(r)), idx);
-}
+// One row of C (m == 1). B streams from L2 at most once per pass, so the
+// kernel is bound by load bandwidth: each pass over k keeps NV <= 8 vector
+// accumulators in registers (64 floats / 32 doubles of C), with NV and the
+// masked column tail fixed at compile time so nothing spills to the stack.
+struct RowF32 {
+    using T = float;
+    using V = __m256;
+    static constexpr index_t W = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V set1(T x) { return _mm256_set1_ps(x); }
+    static V load(const T* p) { return _mm256_loadu_ps(p); }
+    static V maskload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static __m256i all() { return _mm256_set1_epi32(-1); }
+    static __m256i tail(index_t r) {  // the first r lanes
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+};
+struct RowF64 {
+    using T = double;
+    using V = __m256d;
+    static constexpr index_t W = 4;
+    static V zero() { return _mm256_setzero_pd(); }
+    static V set1(T x) { return _mm256_set1_pd(x); }
+    static V load(const T* p) { return _mm256_loadu_pd(p); }
+    static V maskload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static __m256i all() { return _mm256_set1_epi64x(-1); }
+    static __m256i tail(index_t r) {
+        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(r)), _mm256_setr_epi64x(0, 1, 2, 3));
+    }
+};
 
-static void row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                    index_t rs_b, float beta, float* c) {
-    constexpr index_t W = 8, V = 8;
-    for (index_t jc = j0; jc < j1; jc += W * V) {
-        const index_t w = j1 - jc < W * V ? j1 - jc : W * V;
-        const index_t nv = (w + W - 1) / W;
-        const __m256i last = tail_mask_ps(w - (nv - 1) * W);
-        __m256 acc[V];
-        for (index_t v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
-        for (index_t p = 0; p < k; ++p) {
-            const __m256 ap = _mm256_set1_ps(a[p * inc_a]);
-            const float* bp = b + p * rs_b + jc;
-            for (index_t v = 0; v + 1 < nv; ++v) acc[v] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(bp + v * W), acc[v]);
-            acc[nv - 1] = _mm256_fmadd_ps(ap, _mm256_maskload_ps(bp + (nv - 1) * W, last), acc[nv - 1]);
-        }
-        const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-        for (index_t v = 0; v < nv; ++v) {
-            float* cp = c + jc + v * W;
-            const __m256i mask = v + 1 < nv ? _mm256_set1_epi32(-1) : last;
-            __m256 r = _mm256_mul_ps(va, acc[v]);
-            if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cp, mask), r);
-            _mm256_maskstore_ps(cp, mask, r);
-        }
+// c[0, w) for w in ((NV-1)W, NV W]; MASKED: the last vector is partial.
+template <class R, int NV, bool MASKED>
+void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
+              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
+    using V = typename R::V;
+    constexpr index_t W = R::W;
+    const __m256i last = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
+    V acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = R::zero();
+    for (index_t p = 0; p < k; ++p) {
+        const V ap = R::set1(a[p * inc_a]);
+        const typename R::T* bp = b + p * rs_b;
+        for (int v = 0; v < NV; ++v)
+            acc[v] = R::fmadd(ap, MASKED && v == NV - 1 ? R::maskload(bp + v * W, last) : R::load(bp + v * W), acc[v]);
+    }
+    const V va = R::set1(alpha), vb = R::set1(beta);
+    for (int v = 0; v < NV; ++v) {
+        const __m256i mask = MASKED && v == NV - 1 ? last : R::all();
+        V r = R::mul(va, acc[v]);
+        if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * W, mask), r);
+        R::maskstore(c + v * W, mask, r);
     }
 }
 
-static void row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
-                    const double* b, index_t rs_b, double beta, double* c) {
-    constexpr index_t W = 4, V = 8;
-    for (index_t jc = j0; jc < j1; jc += W * V) {
-        const index_t w = j1 - jc < W * V ? j1 - jc : W * V;
-        const index_t nv = (w + W - 1) / W;
-        const __m256i last = tail_mask_pd(w - (nv - 1) * W);
-        __m256d acc[V];
-        for (index_t v = 0; v < V; ++v) acc[v] = _mm256_setzero_pd();
-        for (index_t p = 0; p < k; ++p) {
-            const __m256d ap = _mm256_set1_pd(a[p * inc_a]);
-            const double* bp = b + p * rs_b + jc;
-            for (index_t v = 0; v + 1 < nv; ++v) acc[v] = _mm256_fmadd_pd(ap, _mm256_loadu_pd(bp + v * W), acc[v]);
-            acc[nv - 1] = _mm256_fmadd_pd(ap, _mm256_maskload_pd(bp + (nv - 1) * W, last), acc[nv - 1]);
-        }
-        const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
-        for (index_t v = 0; v < nv; ++v) {
-            double* cp = c + jc + v * W;
-            const __m256i mask = v + 1 < nv ? _mm256_set1_epi64x(-1) : last;
-            __m256d r = _mm256_mul_pd(va, acc[v]);
-            if (beta != 0.0) r = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cp, mask), r);
-            _mm256_maskstore_pd(cp, mask, r);
-        }
+template <class R>
+void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
+              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
+    using Pass = void (*)(index_t, index_t, typename R::T, const typename R::T*, index_t, const typename R::T*, index_t,
+                          typename R::T, typename R::T*);
+    static constexpr Pass kFull[8] = {row_pass<R, 1, false>, row_pass<R, 2, false>, row_pass<R, 3, false>,
+                                      row_pass<R, 4, false>, row_pass<R, 5, false>, row_pass<R, 6, false>,
+                                      row_pass<R, 7, false>, row_pass<R, 8, false>};
+    static constexpr Pass kMasked[8] = {row_pass<R, 1, true>, row_pass<R, 2, true>, row_pass<R, 3, true>,
+                                        row_pass<R, 4, true>, row_pass<R, 5, true>, row_pass<R, 6, true>,
+                                        row_pass<R, 7, true>, row_pass<R, 8, true>};
+    constexpr index_t kCols = 8 * R::W;
+    for (index_t jc = j0; jc < j1; jc += kCols) {
+        const index_t w = j1 - jc < kCols ? j1 - jc : kCols;
+        const index_t nv = (w + R::W - 1) / R::W;
+        (w % R::W ? kMasked : kFull)[nv - 1](w, k, alpha, a, inc_a, b + jc, rs_b, beta, c + jc);
     }
 }
 
@@ -401,11 +418,11 @@ static void row_f64(index_t j0, index_t j1, index_t k, double alpha, const doubl
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c) {
-    row_f32(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    row_impl<RowF32>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
                   const double* b, index_t rs_b, double beta, double* c) {
-    row_f64(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    row_impl<RowF64>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr_f32>::run(g); }

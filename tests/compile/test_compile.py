@@ -258,6 +258,36 @@ def test_a_refused_step_changes_nothing():
     assert all(opt.state[p]["step"] == 1 for p in model.parameters())
 
 
+def test_inference_accepts_what_the_eager_model_accepts(dtype):
+    model = make_mlp(13, dtype)
+    predict = pb.compile(model)
+    x, _ = data(dtype, batch=6)
+    with pb.no_grad():
+        want = model(x).data
+    other = np.float64 if dtype == np.float32 else np.float32
+    for given in (x, np.asfortranarray(x), x.tolist(), pb.tensor(x), np.repeat(x, 2, axis=0)[::2]):
+        np.testing.assert_array_equal(predict(given), want)
+    got = predict(x.astype(other))              # converted to the model's dtype, as eager does
+    assert got.dtype == dtype
+    with pytest.raises(ValueError, match="features"):
+        predict(x[:, :5])
+    with pytest.raises(ValueError, match="features"):
+        predict(x[None])
+
+
+@pytest.mark.parametrize("batch", [1, 2, 64])
+def test_batch1_inference_on_mnist_shapes_equals_eager_on_any_thread_count(dtype, isa, threads, batch):
+    """784-128-10 (benchmark F): the batch-1 row kernel splits columns over threads, never k."""
+    model = make_mlp(14, dtype, sizes=(784, 128, 10))
+    x = np.random.default_rng(1).standard_normal((batch, 784)).astype(dtype)
+    with pb.no_grad():
+        want = model(x).data
+    got = pb.compile(model)(x)
+    np.testing.assert_array_equal(got, want)
+    pb.set_num_threads(1)
+    np.testing.assert_array_equal(pb.compile(model)(x), want)
+
+
 def test_inference_of_one_example_gives_one_row():
     model = make_mlp(12, np.float32)
     x, _ = data(np.float32, batch=1)

@@ -71,6 +71,16 @@ def test_small_shapes(isa, dtype, rng, m, n):
         run_case(rng, dtype, m, n, k)
 
 
+# m == 1 (batch-1 inference) has a kernel of its own: passes of up to 8 vectors
+# (64 floats, 32 doubles), full or with a masked last vector.
+@pytest.mark.parametrize("n", [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 200, 256])
+def test_row_vector_path(isa, threads, dtype, rng, n):
+    for k in (1, 7, 784):
+        run_case(rng, dtype, 1, n, k)
+        run_case(rng, dtype, 1, n, k, alpha=-0.5, beta=1.5)
+        run_case(rng, dtype, 1, n, k, la="S", lc="S")
+
+
 @pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
 @pytest.mark.parametrize("beta", [0.0, 1.0, -0.5])
