@@ -36,6 +36,7 @@ Anything else (other modules, Dropout in training mode, several parameter
 groups, parameters the optimiser does not own) cannot be compiled: the step
 then runs eagerly and says so once with a ``RuntimeWarning``.
 """
+import operator
 import warnings
 
 import numpy as np
@@ -152,21 +153,21 @@ def _used_state_keys(kind, group):
             | ({"momentum_buffer"} if group["momentum"] > 0 else set()))
 
 
-# Hyper-parameters are re-read at every step (schedulers change lr between steps).
-_HP_READERS = {
-    "sgd": lambda g: (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"], g["maximize"]),
-    "adam": lambda g: (g["lr"], *g["betas"], g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"]),
-    "rmsprop": lambda g: (g["lr"], g["alpha"], g["eps"], g["weight_decay"], g["momentum"], g["centered"],
-                          g["maximize"]),
+# Hyper-parameters are re-read at every step (schedulers change lr between
+# steps): one C-level itemgetter call per step, compared with the last tuple.
+_HP_KEYS = {
+    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
+    "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
+    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
 }
-_HP_READERS["adamw"] = _HP_READERS["adam"]
+_HP_KEYS["adamw"] = _HP_KEYS["adam"]
 
 
 def _write_hyper_parameters(spec, kind, hp):
     if kind == "sgd":
         spec.lr, spec.momentum, spec.dampening, spec.weight_decay, spec.nesterov, spec.maximize = hp
     elif kind in ("adam", "adamw"):
-        spec.lr, spec.beta1, spec.beta2, spec.eps, spec.weight_decay, spec.amsgrad, spec.maximize = hp
+        spec.lr, (spec.beta1, spec.beta2), spec.eps, spec.weight_decay, spec.amsgrad, spec.maximize = hp
     else:
         spec.lr, spec.alpha, spec.eps, spec.weight_decay, spec.momentum, spec.centered, spec.maximize = hp
 
@@ -291,7 +292,7 @@ class CompiledStep:
         self._spec = _core.OptimSpec(self._kind)
         self._hp = None
         self._group = group
-        self._read_hp = _HP_READERS[self._kind]
+        self._read_hp = operator.itemgetter(*_HP_KEYS[self._kind])
         self._counts_steps = self._kind != "sgd"
         self._param_values = list(zip(params, self._values))
         self._param_grads = list(zip(params, self._grad_tensors))

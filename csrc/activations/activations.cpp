@@ -261,7 +261,8 @@ void act_backward_bias(Activation act, const ActParams& p, const T* upstream, co
                  [&](index_t b, index_t e) {
                      for (index_t t = b; t < e; ++t) {
                          index_t j0 = t * kCols, j1 = std::min(j0 + kCols, n);
-                         double acc[kCols] = {};
+                         double acc[kCols];
+                         std::fill(acc, acc + (j1 - j0), 0.0);  // not all 2 KiB: tiny layers are common
                          backward_cols(act, p, upstream, saved, g, m, n, j0, j1, acc);
                          for (index_t j = j0; j < j1; ++j) {
                              double s = acc[j - j0];

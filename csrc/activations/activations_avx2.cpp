@@ -202,27 +202,65 @@ void bias_forward(Activation act, const ActParams& prm, typename V::T* c, index_
     });
 }
 
+// Column sums widened to double and kept in registers while a block of
+// columns runs down every row (a sum in memory would be loaded and stored
+// again for each row).
+struct ColSum32 {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    void add(__m256 v) {
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    void add_to(double* acc) const {
+        acc_add(acc, lo);
+        acc_add(acc + 4, hi);
+    }
+};
+struct ColSum64 {
+    __m256d s = _mm256_setzero_pd();
+    void add(__m256d v) { s = _mm256_add_pd(s, v); }
+    void add_to(double* acc) const { acc_add(acc, s); }
+};
+template <class T> struct ColSumOf;
+template <> struct ColSumOf<float> { using type = ColSum32; };
+template <> struct ColSumOf<double> { using type = ColSum64; };
+
+// g = up * act'(s) over columns [j0, j1) of an m x n block; acc (if given)
+// gets each column's sum over rows, in row order, in double.
+template <class V, Activation A, int NB>
+void backward_block(const typename V::T* up, const typename V::T* s, typename V::T* g, index_t m, index_t n,
+                    index_t j, const VPrm<V>& p, double* acc) {
+    using R = typename V::R;
+    typename ColSumOf<typename V::T>::type sum[NB];
+    for (index_t i = 0; i < m; ++i) {
+        const index_t o = i * n + j;
+        for (int u = 0; u < NB; ++u) {
+            R v = V::mul(V::load(up + o + u * V::W), grad<A, V>(V::load(s + o + u * V::W), p));
+            V::store(g + o + u * V::W, v);
+            if (acc) sum[u].add(v);
+        }
+    }
+    if (acc)
+        for (int u = 0; u < NB; ++u) sum[u].add_to(acc + u * V::W);
+}
+
 template <class V>
 void backward_cols(Activation act, const ActParams& prm, const typename V::T* up, const typename V::T* s,
                    typename V::T* g, index_t m, index_t n, index_t j0, index_t j1, double* acc) {
-    using R = typename V::R;
     VPrm<V> p(prm);
     visit_act(act, [&](auto tag) {
         constexpr Activation A = decltype(tag)::value;
-        for (index_t i = 0; i < m; ++i) {
-            const index_t o = i * n;
-            index_t j = j0;
-            for (; j + V::W <= j1; j += V::W) {
-                R v = V::mul(V::load(up + o + j), grad<A, V>(V::load(s + o + j), p));
-                V::store(g + o + j, v);
-                if (acc) acc_add(acc + (j - j0), v);
-            }
-            if (j < j1) {
-                index_t k = j1 - j;
-                R v = V::mul(load_part<V>(up + o + j, k), grad<A, V>(load_part<V>(s + o + j, k), p));
+        index_t j = j0;
+        for (; j + 4 * V::W <= j1; j += 4 * V::W) backward_block<V, A, 4>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
+        for (; j + V::W <= j1; j += V::W) backward_block<V, A, 1>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
+        if (j < j1) {  // fewer than W columns: through a zero-padded stack vector
+            const index_t k = j1 - j;
+            for (index_t i = 0; i < m; ++i) {
+                const index_t o = i * n + j;
+                typename V::R v = V::mul(load_part<V>(up + o, k), grad<A, V>(load_part<V>(s + o, k), p));
                 typename V::T buf[V::W];
                 V::store(buf, v);
-                std::memcpy(g + o + j, buf, static_cast<size_t>(k) * sizeof(typename V::T));
+                std::memcpy(g + o, buf, static_cast<size_t>(k) * sizeof(typename V::T));
                 if (acc)
                     for (index_t t = 0; t < k; ++t) acc[j - j0 + t] += static_cast<double>(buf[t]);
             }

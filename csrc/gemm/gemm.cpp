@@ -69,6 +69,8 @@ thread_local Buffer tl_pack_a, tl_pack_b;
 template <typename T>
 struct Kernels {
     BlockSizes bs;
+    void (*tiny)(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t, index_t, T, T*, index_t,
+                 index_t);
     void (*row)(index_t, index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*);
     void (*macro)(const MacroArgs<T>&);
     void (*pack_a)(index_t, index_t, const T*, index_t, index_t, T*);
@@ -81,9 +83,9 @@ const Kernels<T>& kernels();
 template <>
 const Kernels<float>& kernels<float>() {
     static const Kernels<float> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF32, generic::gemm_row_f32, generic::gemm_macro_f32, generic::gemm_pack_a_f32,
+        {gemm_detail::kBlocksGenericF32, generic::gemm_tiny_f32, generic::gemm_row_f32, generic::gemm_macro_f32, generic::gemm_pack_a_f32,
          generic::gemm_pack_b_f32},
-        {gemm_detail::kBlocksAvx2F32, avx2::gemm_row_f32, avx2::gemm_macro_f32, avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
+        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx2::gemm_row_f32, avx2::gemm_macro_f32, avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
     };
     return table[static_cast<int>(active_isa())];
 }
@@ -91,9 +93,9 @@ const Kernels<float>& kernels<float>() {
 template <>
 const Kernels<double>& kernels<double>() {
     static const Kernels<double> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF64, generic::gemm_row_f64, generic::gemm_macro_f64, generic::gemm_pack_a_f64,
+        {gemm_detail::kBlocksGenericF64, generic::gemm_tiny_f64, generic::gemm_row_f64, generic::gemm_macro_f64, generic::gemm_pack_a_f64,
          generic::gemm_pack_b_f64},
-        {gemm_detail::kBlocksAvx2F64, avx2::gemm_row_f64, avx2::gemm_macro_f64, avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
+        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx2::gemm_row_f64, avx2::gemm_macro_f64, avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
     };
     return table[static_cast<int>(active_isa())];
 }
@@ -238,6 +240,12 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
     }
 }
 
+// Tiny products (each GEMM of a 2-4-1 XOR net has under 40 multiply-adds)
+// cost more in the blocked path's set-up (plan, edge tiles through a stack
+// tile, B's partial micro-panel copied) than in arithmetic: they take the
+// ISA's straight-loop kernel, on one thread (XOR plan step: 1.27 -> 0.96 us).
+constexpr double kTinyMacs = 512;
+
 // C = beta * C (k == 0 or alpha == 0: A and B are not read).
 template <typename T>
 void scale_c(const Problem<T>& p) {
@@ -271,6 +279,11 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     }
     const Kernels<T>& kern = kernels<T>();
     const double work = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
+    if (work <= 2.0 * kTinyMacs && p.k <= kern.bs.kc) {
+        kern.tiny(p.m, p.n, p.k, p.alpha, p.a, p.rs_a, p.cs_a, p.b, p.rs_b, p.cs_b, p.beta, p.c, p.rs_c, p.cs_c);
+        if (p.epi != nullptr) apply_epilogue(p, 0, p.m, 0, p.n);
+        return;
+    }
     // A single row of C (batch-1 inference) is a vector-matrix product: stream
     // B once rather than fill one of the microkernel's mr rows. Threads split
     // columns in chunks of 64, never k. The row is bound by how fast B streams

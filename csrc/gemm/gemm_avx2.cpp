@@ -414,7 +414,28 @@ void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const type
     }
 }
 
+// The microkernel's arithmetic, one element at a time: fused multiply-adds
+// over k from zero, then wb_f32/wb_f64's write-back.
+inline float fma1(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
+inline double fma1(double x, double y, double z) { return __builtin_fma(x, y, z); }
+
+template <typename T>
+void tiny_impl(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a, const T* b,
+               index_t rs_b, index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c) {
+    const int bm = beta_mode(beta);
+    for (index_t i = 0; i < m; ++i)
+        for (index_t j = 0; j < n; ++j) {
+            T acc = 0;
+            for (index_t p = 0; p < k; ++p) acc = fma1(a[i * rs_a + p * cs_a], b[p * rs_b + j * cs_b], acc);
+            T& cij = c[i * rs_c + j * cs_c];
+            cij = bm == kBeta0 ? alpha * acc : fma1(alpha, acc, bm == kBeta1 ? cij : beta * cij);
+        }
+}
+
 }  // namespace
+
+PB_GEMM_TINY_DECL(float, gemm_tiny_f32) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
+PB_GEMM_TINY_DECL(double, gemm_tiny_f64) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c) {

@@ -155,7 +155,24 @@ void row_impl(index_t j0, index_t j1, index_t k, T alpha, const T* a, index_t in
     }
 }
 
+// The microkernel's arithmetic, one element at a time: acc += a * b from zero
+// (no FMA on the base ISA), then alpha * acc (+ beta * c).
+template <typename T>
+void tiny_impl(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a, const T* b,
+               index_t rs_b, index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c) {
+    for (index_t i = 0; i < m; ++i)
+        for (index_t j = 0; j < n; ++j) {
+            T acc = 0;
+            for (index_t p = 0; p < k; ++p) acc += a[i * rs_a + p * cs_a] * b[p * rs_b + j * cs_b];
+            T& cij = c[i * rs_c + j * cs_c];
+            cij = beta == T(0) ? alpha * acc : alpha * acc + beta * cij;
+        }
+}
+
 }  // namespace
+
+PB_GEMM_TINY_DECL(float, gemm_tiny_f32) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
+PB_GEMM_TINY_DECL(double, gemm_tiny_f64) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c) {

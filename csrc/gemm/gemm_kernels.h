@@ -84,7 +84,17 @@ struct KernelsF64 {
 // (+ beta c[j]; beta == 0 does not read c) for j in [j0, j1), B with unit column
 // stride, summed over p in order. Streams B once instead of filling 1 of the
 // microkernel's mr rows.
+// Tiny products (m n k of a few hundred): C = alpha A B + beta C with any
+// strides, straight loops, with exactly the arithmetic of this ISA's
+// microkernel (accumulate over k in order from zero; the same write-back), so
+// a row of C does not depend on which path computed it. k must fit one k-block.
+#define PB_GEMM_TINY_DECL(T, name)                                                                            \
+    void name(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a, const T* b, \
+              index_t rs_b, index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c)
+
 namespace generic {
+PB_GEMM_TINY_DECL(float, gemm_tiny_f32);
+PB_GEMM_TINY_DECL(double, gemm_tiny_f64);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
@@ -98,6 +108,8 @@ void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t 
 }  // namespace generic
 
 namespace avx2 {
+PB_GEMM_TINY_DECL(float, gemm_tiny_f32);
+PB_GEMM_TINY_DECL(double, gemm_tiny_f64);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,

@@ -71,6 +71,22 @@ def test_small_shapes(isa, dtype, rng, m, n):
         run_case(rng, dtype, m, n, k)
 
 
+# Tiny products (a few hundred multiply-adds) take straight loops with the
+# microkernel's arithmetic: a row of C must not depend on which path made it.
+@pytest.mark.parametrize("beta", [0.0, 1.0, -0.5])
+@pytest.mark.parametrize("shape", [(2, 4, 4), (4, 1, 4), (3, 5, 9), (5, 7, 13)])
+def test_tiny_path_rows_equal_blocked_rows(isa, dtype, rng, beta, shape):
+    m, n, k = shape
+    a = rng.standard_normal((64, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((64, n)).astype(dtype)
+    big = _core.gemm(a, b, c0.copy(), beta=beta)                  # 64 rows: the blocked path
+    small = _core.gemm(a[:m], b, c0[:m].copy(), beta=beta)        # m rows: the tiny path
+    np.testing.assert_array_equal(small, big[:m])
+    want, scale = reference(a[:m], b, False, False, 1.0, beta, c0[:m])
+    assert_gemm_close(small, want, scale, k, dtype)
+
+
 # m == 1 (batch-1 inference) has a kernel of its own: passes of up to 8 vectors
 # (64 floats, 32 doubles), full or with a masked last vector.
 @pytest.mark.parametrize("n", [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 200, 256])
