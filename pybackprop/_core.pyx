@@ -26,6 +26,7 @@ include "_bindings/activations.pxi"
 include "_bindings/losses.pxi"
 include "_bindings/optim.pxi"
 include "_bindings/reduce.pxi"
+include "_bindings/step.pxi"
 
 cdef extern from "_bindings/runtime.h":
     int pb_register_runtime(object module) except -1

@@ -188,8 +188,12 @@ def _warn_eager(reason):
 
 # --------------------------------------------------------------------------- training step
 
-class CompiledStep:
-    """``step(x, y) -> float``: one training step as one native call (see module docstring)."""
+class CompiledStep(_core.CompiledStepBase):
+    """``step(x, y) -> float``: one training step as one native call (see module docstring).
+
+    ``step(x, y)`` runs the base class's ``__call__`` (``_bindings/step.pxi``): the
+    per-step checks compiled to C, falling back to ``_call`` below, the same
+    logic in Python, whenever anything needs attention."""
 
     def __init__(self, model, loss_fn, optimizer):
         self.model = model
@@ -248,8 +252,8 @@ class CompiledStep:
             start = plane * total + offsets[i]
             return flat[start:start + p.data.size].reshape(p.data.shape)
 
-        self._params = params
-        self._values, self._grads, self._grad_tensors = [], [], []
+        self._params = tuple(params)
+        values, self._grads, grad_tensors = [], [], []
         self._pending_state = []     # state entries published after the first compiled step
         steps = []
         buffers = {}
@@ -261,9 +265,9 @@ class CompiledStep:
             if p.grad is not None:
                 grad[...] = p.grad.data
             grad_tensor = from_numpy(grad)
-            self._values.append(value)
+            values.append(value)
             self._grads.append(grad)
-            self._grad_tensors.append(grad_tensor)
+            grad_tensors.append(grad_tensor)
             st = opt.state.get(p)
             state_views = []
             for j, key in enumerate(keys):
@@ -294,8 +298,7 @@ class CompiledStep:
         self._group = group
         self._read_hp = operator.itemgetter(*_HP_KEYS[self._kind])
         self._counts_steps = self._kind != "sgd"
-        self._param_values = list(zip(params, self._values))
-        self._param_grads = list(zip(params, self._grad_tensors))
+        self._values, self._grad_tensors = tuple(values), tuple(grad_tensors)
         self._n_out = layers[-1][0].out_features
         self._n_in = layers[0][0].in_features
 
@@ -314,7 +317,7 @@ class CompiledStep:
             steps.append(int(st["step"]) if st is not None and "step" in st else 0)
         self._plan.set_steps(steps)
 
-    def __call__(self, x, y):
+    def _call(self, x, y):
         # What the capture depends on: train/eval mode (Dropout), and which
         # state buffers the optimiser's settings need (momentum, amsgrad, centered).
         if self.model.training != self._training:
@@ -323,7 +326,7 @@ class CompiledStep:
         if plan is None:
             return self._eager_step(x, y)
         # Parameters replaced from Python (p.data = ..., load_state_dict): capture again.
-        for p, v in self._param_values:
+        for p, v in zip(self._params, self._values):
             if p.data is not v:
                 self._recapture()
                 return self(x, y)
@@ -349,7 +352,7 @@ class CompiledStep:
 
         # What an eager step leaves behind: gradients, state, step counts, and
         # new versions of the updated parameters (their version cells directly).
-        for p, g in self._param_grads:
+        for p, g in zip(self._params, self._grad_tensors):
             if p.grad is not g:
                 p.grad = g
             p._vc[0] += 1

@@ -118,18 +118,15 @@ static inline void acc_add(double* acc, __m256 v) {
     acc_add(acc + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
 }
 
-// Tails (fewer than W elements) go through a zero-padded stack vector.
+// Tails (fewer than W elements): masked loads (the other lanes read as zero)
+// and masked stores.
 template <class V>
 typename V::R load_part(const typename V::T* p, index_t k) {
-    typename V::T buf[V::W] = {};
-    std::memcpy(buf, p, static_cast<size_t>(k) * sizeof(typename V::T));
-    return V::load(buf);
+    return V::load_n(p, k);
 }
 template <class V>
 void store_part(typename V::T* p, typename V::R v, index_t k) {
-    typename V::T buf[V::W];
-    V::store(buf, v);
-    std::memcpy(p, buf, static_cast<size_t>(k) * sizeof(typename V::T));
+    V::store_n(p, v, k);
 }
 
 template <class V>
@@ -253,16 +250,19 @@ void backward_cols(Activation act, const ActParams& prm, const typename V::T* up
         index_t j = j0;
         for (; j + 4 * V::W <= j1; j += 4 * V::W) backward_block<V, A, 4>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
         for (; j + V::W <= j1; j += V::W) backward_block<V, A, 1>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
-        if (j < j1) {  // fewer than W columns: through a zero-padded stack vector
+        if (j < j1) {  // fewer than W columns: masked, summed like a full vector
             const index_t k = j1 - j;
+            typename ColSumOf<typename V::T>::type sum;
             for (index_t i = 0; i < m; ++i) {
                 const index_t o = i * n + j;
                 typename V::R v = V::mul(load_part<V>(up + o, k), grad<A, V>(load_part<V>(s + o, k), p));
-                typename V::T buf[V::W];
-                V::store(buf, v);
-                std::memcpy(g + o, buf, static_cast<size_t>(k) * sizeof(typename V::T));
-                if (acc)
-                    for (index_t t = 0; t < k; ++t) acc[j - j0 + t] += static_cast<double>(buf[t]);
+                store_part<V>(g + o, v, k);
+                if (acc) sum.add(v);
+            }
+            if (acc) {
+                double t[V::W] = {};
+                sum.add_to(t);
+                for (index_t c = 0; c < k; ++c) acc[j - j0 + c] += t[c];
             }
         }
     });

@@ -436,6 +436,12 @@ struct F64 {
     static constexpr int W = 4;
     static R load(const T* p) { return _mm256_loadu_pd(p); }
     static void store(T* p, R v) { _mm256_storeu_pd(p, v); }
+    // The first k < W lanes (the others read as zero, are not written).
+    static __m256i first(long k) {
+        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+    }
+    static R load_n(const T* p, long k) { return _mm256_maskload_pd(p, first(k)); }
+    static void store_n(T* p, R v, long k) { _mm256_maskstore_pd(p, first(k), v); }
     static R set1(double a) { return _mm256_set1_pd(a); }
     static R zero() { return _mm256_setzero_pd(); }
     static R add(R a, R b) { return _mm256_add_pd(a, b); }
@@ -478,6 +484,12 @@ struct F32 {
     static constexpr int W = 8;
     static R load(const T* p) { return _mm256_loadu_ps(p); }
     static void store(T* p, R v) { _mm256_storeu_ps(p, v); }
+    // The first k < W lanes (the others read as zero, are not written).
+    static __m256i first(long k) {
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    static R load_n(const T* p, long k) { return _mm256_maskload_ps(p, first(k)); }
+    static void store_n(T* p, R v, long k) { _mm256_maskstore_ps(p, first(k), v); }
     static R set1(double a) { return _mm256_set1_ps(static_cast<float>(a)); }
     static R zero() { return _mm256_setzero_ps(); }
     static R add(R a, R b) { return _mm256_add_ps(a, b); }
