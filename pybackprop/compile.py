@@ -395,8 +395,12 @@ class CompiledStep(_core.CompiledStepBase):
 
 # --------------------------------------------------------------------------- inference
 
-class CompiledModel:
-    """``predict(x) -> ndarray``: the model's forward pass as one native call (eval semantics)."""
+class CompiledModel(_core.CompiledModelBase):
+    """``predict(x) -> ndarray``: the model's forward pass as one native call (eval semantics).
+
+    ``predict(x)`` runs the base class's ``__call__`` (``_bindings/step.pxi``), which
+    hands a 2-D C-contiguous array of the model's dtype straight to the C++ plan;
+    anything else goes to ``_call`` below."""
 
     def __init__(self, model):
         self.model = model
@@ -410,25 +414,29 @@ class CompiledModel:
 
     def _capture(self):
         layers = _dense_layers(self.model, training=False)
-        self._arrays = []
+        params, values = [], []
         weights, biases = [], []
         for lin, _ in layers:
             for p in (lin.weight, lin.bias):
                 if p is not None and not (p.data.flags.c_contiguous and p.data.flags.writeable):
                     raise _Unsupported("a parameter is not a writable C-contiguous array")
             w = lin.weight.data
-            self._arrays.append((lin.weight, w))
+            params.append(lin.weight)
+            values.append(w)
             weights.append(dict(value=w, grad=None, state=[]))
             if lin.bias is not None:
-                self._arrays.append((lin.bias, lin.bias.data))
+                params.append(lin.bias)
+                values.append(lin.bias.data)
                 biases.append(dict(value=lin.bias.data, grad=None, state=[]))
             else:
                 biases.append(None)
+        self._params, self._values = tuple(params), tuple(values)
         self.dtype = layers[0][0].weight.data.dtype
         self._n_in = layers[0][0].in_features
+        self._n_out = layers[-1][0].out_features
         self._plan = _core.MlpPlan(self.dtype.name, _layer_specs(layers), "none", "mean", weights, biases)
 
-    def __call__(self, x):
+    def _call(self, x):
         if self._plan is None:
             from .autograd import no_grad
             was_training = self.model.training
@@ -439,7 +447,7 @@ class CompiledModel:
             finally:
                 self.model.train(was_training)
             return out.data if isinstance(out, Tensor) else out
-        for p, a in self._arrays:
+        for p, a in zip(self._params, self._values):
             if p.data is not a:
                 try:
                     self._capture()
@@ -448,13 +456,6 @@ class CompiledModel:
                     _warn_eager(why)
                     return self(x)
                 break
-        # Fast path: a 2-D C-contiguous array of the model's dtype goes straight to
-        # the plan, which checks dtype, layout and width itself (TypeError: convert).
-        if type(x) is np.ndarray and x.ndim == 2:
-            try:
-                return self._plan.forward(x)
-            except TypeError:
-                pass
         xd = x.data if isinstance(x, Tensor) else x
         if type(xd) is not np.ndarray or xd.dtype != self.dtype or not xd.flags.c_contiguous:
             xd = np.ascontiguousarray(xd, dtype=self.dtype)

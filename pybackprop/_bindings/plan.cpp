@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "plan/mlp_plan.h"
@@ -70,6 +71,8 @@ public:
     virtual py::array forward(const py::array& x) = 0;
     virtual std::vector<std::int64_t> steps() = 0;
     virtual void set_steps(const std::vector<std::int64_t>& s) = 0;
+    // The C++ plan for the Cython fast path (_bindings/step.pxi), named by dtype.
+    virtual py::capsule native() = 0;
 };
 
 template <typename T>
@@ -123,6 +126,11 @@ public:
             plan_->forward(xp, batch, op);
         }
         return std::move(out);
+    }
+
+    py::capsule native() override {
+        return py::capsule(static_cast<void*>(plan_.get()),
+                           std::is_same<T, float>::value ? "pybackprop.MlpPlan<float>" : "pybackprop.MlpPlan<double>");
     }
 
     std::vector<std::int64_t> steps() override {
@@ -216,7 +224,9 @@ void pb_register_plan(py::module_ m) {
         .def_readwrite("beta1", &pb::OptimSpec::beta1)
         .def_readwrite("beta2", &pb::OptimSpec::beta2)
         .def_readwrite("eps", &pb::OptimSpec::eps)
-        .def_readwrite("alpha", &pb::OptimSpec::alpha);
+        .def_readwrite("alpha", &pb::OptimSpec::alpha)
+        .def("_native", [](pb::OptimSpec& s) { return py::capsule(static_cast<void*>(&s), "pybackprop.OptimSpec"); },
+             "A capsule holding the C++ spec, for the Cython fast path; valid while this object lives.");
 
     py::class_<PlanBase>(m, "MlpPlan", "A captured training step of a dense network (see pybackprop.compile).")
         .def(py::init(&make_plan), py::arg("dtype"), py::arg("layers"), py::arg("loss"), py::arg("reduction"),
@@ -225,5 +235,7 @@ void pb_register_plan(py::module_ m) {
              "Forward, loss, backward and update as one native call (GIL released). Returns the loss.")
         .def("forward", &PlanBase::forward, py::arg("x"), "Inference: the model's output for x.")
         .def("steps", &PlanBase::steps, "Optimiser steps taken per parameter (weights, then biases).")
-        .def("set_steps", &PlanBase::set_steps, py::arg("steps"));
+        .def("set_steps", &PlanBase::set_steps, py::arg("steps"))
+        .def("_native", &PlanBase::native,
+             "A capsule holding the C++ plan, for the Cython fast path; valid while this object lives.");
 }

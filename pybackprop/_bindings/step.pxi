@@ -1,26 +1,86 @@
-# The per-call bookkeeping of pb.compile's training step, in C.
+# The per-call path of pb.compile's training step and inference, in C.
 #
-# pybackprop.compile.CompiledStep subclasses this. A tiny network's whole
-# native step takes about a microsecond, and the checks around it (has the
-# model changed mode, was a parameter replaced, did a scheduler change a
-# hyper-parameter) plus what an eager step leaves behind (p.grad, version
-# counters, step counts) cost as much again as Python bytecode. Here they are
-# the same checks as compiled C; anything unusual (a first step, a change to
-# re-read, inputs that need converting) goes to CompiledStep._call, the
-# Python version of the whole thing.
+# pybackprop.compile.CompiledStep and CompiledModel subclass these. A tiny
+# network's whole native step takes under a microsecond, and the checks around
+# it (has the model changed mode, was a parameter replaced, did a scheduler
+# change a hyper-parameter), the argument checks of a pybind11 call and what
+# an eager step leaves behind (p.grad, version counters, step counts) cost as
+# much again as Python bytecode. Here they are compiled C: the arrays are
+# checked with the numpy C API and the C++ plan (owned by the pybind11 object,
+# _bindings/plan.cpp, which hands over a capsule) is called with the GIL
+# released. Anything unusual (a first step, a change to re-read, inputs that
+# need converting, an error to report) goes to the subclass's ``_call``, the
+# Python version of the whole thing, which goes through pybind11.
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+cdef extern from "plan/mlp_plan.h" namespace "pb":
+    cdef cppclass OptimSpec:
+        pass
+    cdef cppclass MlpPlan[T]:
+        double train_step(const T* x, index_t batch, const void* targets, const OptimSpec& opt) nogil except +
+        void forward(const T* x, index_t batch, T* out) nogil except +
+
+
+cdef class _NativePlan:
+    """The C++ plan behind a pybind11 ``MlpPlan`` (kept alive by ``owner``)."""
+    cdef object owner
+    cdef MlpPlan[float]* f32
+    cdef MlpPlan[double]* f64
+    cdef int typenum
+    cdef index_t n_in, n_out
+
+    def __cinit__(self, owner, dtype, index_t n_in, index_t n_out):
+        self.owner = owner
+        cap = owner._native()
+        if dtype == np.float32:
+            self.f32 = <MlpPlan[float]*>PyCapsule_GetPointer(cap, b"pybackprop.MlpPlan<float>")
+            self.typenum = cnp.NPY_FLOAT32
+        else:
+            self.f64 = <MlpPlan[double]*>PyCapsule_GetPointer(cap, b"pybackprop.MlpPlan<double>")
+            self.typenum = cnp.NPY_FLOAT64
+        self.n_in, self.n_out = n_in, n_out
+
+    cdef index_t batch_of(self, x):
+        """Rows of x if the plan can take it as it is (else -1: the slow path converts or reports)."""
+        if type(x) is not np.ndarray:
+            return -1
+        cdef cnp.ndarray a = <cnp.ndarray>x
+        if (cnp.PyArray_TYPE(a) != self.typenum or cnp.PyArray_NDIM(a) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+                or not cnp.PyArray_ISALIGNED(a) or cnp.PyArray_DIM(a, 1) != self.n_in or cnp.PyArray_DIM(a, 0) < 1):
+            return -1
+        return cnp.PyArray_DIM(a, 0)
+
+
 cdef class CompiledStepBase:
     """Base of ``pybackprop.compile.CompiledStep``: its ``__call__`` fast path."""
     # Set by CompiledStep._capture and its slow path; read here every step.
     cdef public object model, optimizer, _plan, _spec, _group, _read_hp, _hp, _steps_seen, _pending_state
-    cdef public object _training
+    cdef public object _training, _loss, dtype
     cdef public bint _counts_steps
     cdef public tuple _params, _values, _grad_tensors
+    cdef public index_t _n_in, _n_out
+    # The C++ objects behind _plan and _spec, fetched once per capture.
+    cdef _NativePlan _native
+    cdef object _native_spec_owner
+    cdef OptimSpec* _native_spec
+
+    cdef bint _targets_ok(self, y, index_t batch):
+        if type(y) is not np.ndarray:
+            return False
+        cdef cnp.ndarray t = <cnp.ndarray>y
+        if not cnp.PyArray_IS_C_CONTIGUOUS(t) or not cnp.PyArray_ISALIGNED(t):
+            return False
+        if self._loss == "cross_entropy":
+            return cnp.PyArray_TYPE(t) == cnp.NPY_INT64 and cnp.PyArray_NDIM(t) == 1 and cnp.PyArray_DIM(t, 0) == batch
+        return (cnp.PyArray_TYPE(t) == self._native.typenum and cnp.PyArray_NDIM(t) == 2
+                and cnp.PyArray_DIM(t, 0) == batch and cnp.PyArray_DIM(t, 1) == self._n_out)
 
     def __call__(self, x, y):
         cdef Py_ssize_t i, n
+        cdef index_t batch
+        cdef double loss
         plan = self._plan
-        if (plan is None or self._pending_state or self.model.training != self._training
-                or type(x) is not np.ndarray or type(y) is not np.ndarray):
+        if plan is None or self._pending_state or self.model.training != self._training:
             return self._call(x, y)
         params, values, grads = self._params, self._values, self._grad_tensors
         n = len(params)
@@ -34,10 +94,26 @@ cdef class CompiledStepBase:
             st = state.get(params[0])
             if st is None or st.get("step") != self._steps_seen:   # stepped eagerly in between
                 return self._call(x, y)
-        try:
-            loss = plan.train_step(x, y, self._spec)
-        except TypeError:                              # dtype or layout: the slow path converts
-            return self._call(x, y)
+        if self._native is None or self._native.owner is not plan:
+            self._native = _NativePlan(plan, self.dtype, self._n_in, self._n_out)
+        if self._native_spec_owner is not self._spec:
+            self._native_spec = <OptimSpec*>PyCapsule_GetPointer(self._spec._native(), b"pybackprop.OptimSpec")
+            self._native_spec_owner = self._spec
+        batch = self._native.batch_of(x)
+        if batch < 0 or not self._targets_ok(y, batch):
+            return self._call(x, y)                    # convert, or report what is wrong
+
+        cdef const void* xp = cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef const void* yp = cnp.PyArray_DATA(<cnp.ndarray>y)
+        cdef MlpPlan[float]* p32 = self._native.f32
+        cdef MlpPlan[double]* p64 = self._native.f64
+        cdef OptimSpec* spec = self._native_spec
+        with nogil:
+            if p32 != NULL:
+                loss = <float>p32.train_step(<const float*>xp, batch, yp, spec[0])
+            else:
+                loss = p64.train_step(<const double*>xp, batch, yp, spec[0])
+
         # What an eager step leaves behind: gradients, new parameter versions, step counts.
         for i in range(n):
             p = params[i]
@@ -53,4 +129,45 @@ cdef class CompiledStepBase:
         return loss
 
     def _call(self, x, y):
+        raise NotImplementedError
+
+
+cdef class CompiledModelBase:
+    """Base of ``pybackprop.compile.CompiledModel``: its ``__call__`` fast path."""
+    cdef public object _plan, dtype
+    cdef public tuple _params, _values
+    cdef public index_t _n_in, _n_out
+    cdef _NativePlan _native
+
+    def __call__(self, x):
+        cdef Py_ssize_t i
+        cdef index_t batch
+        cdef cnp.npy_intp dims[2]
+        plan = self._plan
+        if plan is None:
+            return self._call(x)
+        params, values = self._params, self._values
+        for i in range(len(params)):
+            if params[i].data is not values[i]:
+                return self._call(x)
+        if self._native is None or self._native.owner is not plan:
+            self._native = _NativePlan(plan, self.dtype, self._n_in, self._n_out)
+        batch = self._native.batch_of(x)
+        if batch < 0:
+            return self._call(x)
+        dims[0] = batch
+        dims[1] = self._n_out
+        out = cnp.PyArray_EMPTY(2, dims, self._native.typenum, 0)
+        cdef const void* xp = cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef void* op = cnp.PyArray_DATA(<cnp.ndarray>out)
+        cdef MlpPlan[float]* p32 = self._native.f32
+        cdef MlpPlan[double]* p64 = self._native.f64
+        with nogil:
+            if p32 != NULL:
+                p32.forward(<const float*>xp, batch, <float*>op)
+            else:
+                p64.forward(<const double*>xp, batch, <double*>op)
+        return out
+
+    def _call(self, x):
         raise NotImplementedError
