@@ -296,3 +296,53 @@ def test_inference_of_one_example_gives_one_row():
     got = pb.compile(model)(x[0])
     assert got.shape == want.shape == (5,)
     np.testing.assert_array_equal(got, want)
+
+
+def test_steady_state_steps_take_the_c_fast_path_and_match_eager(monkeypatch, dtype):
+    """After the first step, array inputs of the right dtype never reach the Python slow path
+    (CompiledStep._call); anything unusual (a list, a Tensor, a changed lr, a replaced parameter)
+    does, and every step still equals the eager one."""
+    from pybackprop.compile import CompiledStep
+    slow = []
+    original = CompiledStep._call
+    monkeypatch.setattr(CompiledStep, "_call", lambda self, x, y: slow.append(1) or original(self, x, y))
+    m_c, m_e = make_mlp(21, dtype), make_mlp(21, dtype)
+    opt_c, opt_e = pb.optim.Adam(m_c.parameters(), lr=1e-2), pb.optim.Adam(m_e.parameters(), lr=1e-2)
+    step = pb.compile(m_c, nn.CrossEntropyLoss(), opt_c)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = data(dtype)
+    for i in range(4):
+        assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert len(slow) == 1                      # the first step publishes the optimiser state
+    for unusual in (lambda: step(x.tolist(), y), lambda: step(pb.tensor(x), y)):
+        n = len(slow)
+        assert unusual() == eager_step(m_e, loss_fn, opt_e, x, y)
+        assert len(slow) == n + 1
+    for group in (opt_c.param_groups[0], opt_e.param_groups[0]):
+        group["lr"] = 3e-3
+    n = len(slow)
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert len(slow) == n + 1                  # the new lr is read on the slow path ...
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert len(slow) == n + 1                  # ... once
+    w = m_c[0].weight
+    w.data = w.data.copy()                     # replaced from Python: capture again, new native plan
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert_same_models(m_c, m_e)
+
+
+def test_inference_fast_path_is_taken_for_plain_arrays(monkeypatch, dtype):
+    from pybackprop.compile import CompiledModel
+    slow = []
+    original = CompiledModel._call
+    monkeypatch.setattr(CompiledModel, "_call", lambda self, x: slow.append(1) or original(self, x))
+    model = make_mlp(22, dtype)
+    predict = pb.compile(model)
+    x, _ = data(dtype, batch=5)
+    with pb.no_grad():
+        want = model(x).data
+    np.testing.assert_array_equal(predict(x), want)
+    assert slow == []
+    np.testing.assert_array_equal(predict(np.asfortranarray(x)), want)
+    assert slow == [1]
