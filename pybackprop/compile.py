@@ -296,7 +296,8 @@ class CompiledStep(_core.CompiledStepBase):
         self._spec = _core.OptimSpec(self._kind)
         self._hp = None
         self._group = group
-        self._read_hp = operator.itemgetter(*_HP_KEYS[self._kind])
+        self._hp_keys = _HP_KEYS[self._kind]
+        self._read_hp = operator.itemgetter(*self._hp_keys)
         self._counts_steps = self._kind != "sgd"
         self._values, self._grad_tensors = tuple(values), tuple(grad_tensors)
         self._n_out = layers[-1][0].out_features

@@ -12,6 +12,8 @@
 # need converting, an error to report) goes to the subclass's ``_call``, the
 # Python version of the whole thing, which goes through pybind11.
 from cpython.pycapsule cimport PyCapsule_GetPointer
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
 
 cdef extern from "plan/mlp_plan.h" namespace "pb":
     cdef cppclass OptimSpec:
@@ -57,7 +59,7 @@ cdef class CompiledStepBase:
     cdef public object model, optimizer, _plan, _spec, _group, _read_hp, _hp, _steps_seen, _pending_state
     cdef public object _training, _loss, dtype
     cdef public bint _counts_steps
-    cdef public tuple _params, _values, _grad_tensors
+    cdef public tuple _params, _values, _grad_tensors, _hp_keys
     cdef public index_t _n_in, _n_out
     # The C++ objects behind _plan and _spec, fetched once per capture.
     cdef _NativePlan _native
@@ -75,10 +77,27 @@ cdef class CompiledStepBase:
         return (cnp.PyArray_TYPE(t) == self._native.typenum and cnp.PyArray_NDIM(t) == 2
                 and cnp.PyArray_DIM(t, 0) == batch and cnp.PyArray_DIM(t, 1) == self._n_out)
 
+    cdef bint _hp_unchanged(self):
+        """The optimiser group still holds the hyper-parameters last written to the spec
+        (itemgetter and tuple compare without building a tuple: identity first)."""
+        cdef Py_ssize_t i
+        cdef PyObject* v
+        hp, keys, group = self._hp, self._hp_keys, self._group
+        if hp is None or keys is None or type(group) is not dict:
+            return self._read_hp(group) == hp
+        for i in range(len(keys)):
+            v = PyDict_GetItem(group, keys[i])
+            if v == NULL:
+                return False
+            if <object>v is not hp[i] and not (<object>v == hp[i]):
+                return False
+        return True
+
     def __call__(self, x, y):
         cdef Py_ssize_t i, n
         cdef index_t batch
         cdef double loss
+        cdef list vc
         plan = self._plan
         if plan is None or self._pending_state or self.model.training != self._training:
             return self._call(x, y)
@@ -87,7 +106,7 @@ cdef class CompiledStepBase:
         for i in range(n):
             if params[i].data is not values[i]:        # replaced from Python: capture again
                 return self._call(x, y)
-        if self._read_hp(self._group) != self._hp:     # a scheduler or the user changed a setting
+        if not self._hp_unchanged():                   # a scheduler or the user changed a setting
             return self._call(x, y)
         state = self.optimizer.state
         if self._counts_steps:
@@ -120,7 +139,8 @@ cdef class CompiledStepBase:
             g = grads[i]
             if p.grad is not g:
                 p.grad = g
-            p._vc[0] += 1
+            vc = p._vc
+            vc[0] = vc[0] + 1
         if self._counts_steps:
             for i in range(n):
                 st = state.setdefault(params[i], {})
