@@ -159,6 +159,72 @@ void ukr_f64(index_t k, const double* a, index_t o1, index_t o2, index_t o3, ind
     _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1);
 }
 
+// -------------------------------------------- short row tiles (1..5 rows, full width)
+
+// The last row tile of C is short whenever m is not a multiple of 6 (a batch
+// of 64 leaves 4 rows in every GEMM with m = 64). Rather than run the 6-row
+// kernel on a stack copy, these kernels keep R x 2 accumulators: the same
+// arithmetic per element (fused multiply-adds over k from zero, the same
+// write-back), so results do not depend on which tile computed a row.
+inline __m256 vload(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256d vload(const double* p) { return _mm256_loadu_pd(p); }
+inline void vstore(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void vstore(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+inline __m256 vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline __m256d vbroadcast(const double* p) { return _mm256_broadcast_sd(p); }
+inline __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+inline __m256d vfma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
+inline __m256 vset1(float x) { return _mm256_set1_ps(x); }
+inline __m256d vset1(double x) { return _mm256_set1_pd(x); }
+inline __m256 wb(float* cp, __m256 acc, __m256 va, __m256 vb, int bm) { return wb_f32(cp, acc, va, vb, bm); }
+inline __m256d wb(double* cp, __m256d acc, __m256d va, __m256d vb, int bm) { return wb_f64(cp, acc, va, vb, bm); }
+
+template <typename T, int R>
+void ukr_rows(index_t k, const T* a, const index_t* o, index_t a_cs, const T* b, index_t b_rs, T* c, index_t c_rs,
+              T alpha, T beta) {
+    using V = decltype(vset1(T(0)));
+    constexpr int W = sizeof(V) / sizeof(T);
+    index_t off[R];
+    V acc[R][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        off[r] = o[r];
+        acc[r][0] = acc[r][1] = vset1(T(0));
+    }
+    for (index_t p = 0; p < k; ++p) {
+        const V b0 = vload(b), b1 = vload(b + W);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+            const V ai = vbroadcast(a + off[r]);
+            acc[r][0] = vfma(ai, b0, acc[r][0]);
+            acc[r][1] = vfma(ai, b1, acc[r][1]);
+        }
+        a += a_cs;
+        b += b_rs;
+    }
+    const V va = vset1(alpha), vb = vset1(beta);
+    const int bm = beta_mode(beta);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        T* cr = c + r * c_rs;
+        const V t0 = wb(cr, acc[r][0], va, vb, bm), t1 = wb(cr + W, acc[r][1], va, vb, bm);
+        vstore(cr, t0);
+        vstore(cr + W, t1);
+    }
+}
+
+template <typename T>
+void ukr_short_rows(index_t mr, index_t k, const T* a, const index_t* o, index_t a_cs, const T* b, index_t b_rs,
+                    T* c, index_t c_rs, T alpha, T beta) {
+    switch (mr) {
+        case 1: return ukr_rows<T, 1>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 2: return ukr_rows<T, 2>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 3: return ukr_rows<T, 3>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 4: return ukr_rows<T, 4>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        default: return ukr_rows<T, 5>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+    }
+}
+
 // ------------------------------------------------------- macro-kernel (loops 2, 1)
 
 template <typename T>
@@ -182,6 +248,8 @@ struct Macro {
                 T* cp = g.c + ir * g.c_rs + jr * g.c_cs;
                 if (mr == MR && nr == NR && g.c_cs == 1) {
                     ukr(g.k, ap, o[1], o[2], o[3], o[4], o[5], g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha, g.beta);
+                } else if (nr == NR && g.c_cs == 1) {
+                    ukr_short_rows<T>(mr, g.k, ap, o, g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha, g.beta);
                 } else {
                     edge_tile(g, ap, o, bp, b_rs, cp, mr, nr);
                 }
