@@ -248,8 +248,10 @@ void backward_cols(Activation act, const ActParams& prm, const typename V::T* up
     visit_act(act, [&](auto tag) {
         constexpr Activation A = decltype(tag)::value;
         index_t j = j0;
-        for (; j + 4 * V::W <= j1; j += 4 * V::W) backward_block<V, A, 4>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
-        for (; j + V::W <= j1; j += V::W) backward_block<V, A, 1>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
+        for (; j + 4 * V::W <= j1; j += 4 * V::W)
+            backward_block<V, A, 4>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
+        for (; j + V::W <= j1; j += V::W)
+            backward_block<V, A, 1>(up, s, g, m, n, j, p, acc ? acc + (j - j0) : nullptr);
         if (j < j1) {  // fewer than W columns: masked, summed like a full vector
             const index_t k = j1 - j;
             typename ColSumOf<typename V::T>::type sum;

@@ -159,6 +159,52 @@ void ukr_f64(index_t k, const double* a, index_t o1, index_t o2, index_t o3, ind
     _mm256_storeu_pd(r, t0); _mm256_storeu_pd(r + 4, t1);
 }
 
+// ------------------------------------------------------------ vector traits
+
+// The float and double vectors of the short-row and row kernels below.
+struct VecF32 {
+    using T = float;
+    using V = __m256;
+    static constexpr index_t W = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V set1(T x) { return _mm256_set1_ps(x); }
+    static V load(const T* p) { return _mm256_loadu_ps(p); }
+    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+    static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
+    static V maskload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V wb(T* cp, V acc, V va, V vb, int bm) { return wb_f32(cp, acc, va, vb, bm); }
+    static __m256i all() { return _mm256_set1_epi32(-1); }
+    static __m256i tail(index_t r) {  // the first r lanes
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+};
+struct VecF64 {
+    using T = double;
+    using V = __m256d;
+    static constexpr index_t W = 4;
+    static V zero() { return _mm256_setzero_pd(); }
+    static V set1(T x) { return _mm256_set1_pd(x); }
+    static V load(const T* p) { return _mm256_loadu_pd(p); }
+    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+    static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
+    static V maskload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static V wb(T* cp, V acc, V va, V vb, int bm) { return wb_f64(cp, acc, va, vb, bm); }
+    static __m256i all() { return _mm256_set1_epi64x(-1); }
+    static __m256i tail(index_t r) {
+        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(r)), _mm256_setr_epi64x(0, 1, 2, 3));
+    }
+};
+
+template <typename T> struct VecOf;
+template <> struct VecOf<float> { using type = VecF32; };
+template <> struct VecOf<double> { using type = VecF64; };
+
 // -------------------------------------------- short row tiles (1..5 rows, full width)
 
 // The last row tile of C is short whenever m is not a multiple of 6 (a batch
@@ -166,65 +212,52 @@ void ukr_f64(index_t k, const double* a, index_t o1, index_t o2, index_t o3, ind
 // kernel on a stack copy, these kernels keep R x 2 accumulators: the same
 // arithmetic per element (fused multiply-adds over k from zero, the same
 // write-back), so results do not depend on which tile computed a row.
-inline __m256 vload(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256d vload(const double* p) { return _mm256_loadu_pd(p); }
-inline void vstore(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
-inline void vstore(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
-inline __m256 vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
-inline __m256d vbroadcast(const double* p) { return _mm256_broadcast_sd(p); }
-inline __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
-inline __m256d vfma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
-inline __m256 vset1(float x) { return _mm256_set1_ps(x); }
-inline __m256d vset1(double x) { return _mm256_set1_pd(x); }
-inline __m256 wb(float* cp, __m256 acc, __m256 va, __m256 vb, int bm) { return wb_f32(cp, acc, va, vb, bm); }
-inline __m256d wb(double* cp, __m256d acc, __m256d va, __m256d vb, int bm) { return wb_f64(cp, acc, va, vb, bm); }
-
-template <typename T, int R>
-void ukr_rows(index_t k, const T* a, const index_t* o, index_t a_cs, const T* b, index_t b_rs, T* c, index_t c_rs,
-              T alpha, T beta) {
-    using V = decltype(vset1(T(0)));
-    constexpr int W = sizeof(V) / sizeof(T);
+template <class X, int R>
+void ukr_rows(index_t k, const typename X::T* a, const index_t* o, index_t a_cs, const typename X::T* b,
+              index_t b_rs, typename X::T* c, index_t c_rs, typename X::T alpha, typename X::T beta) {
+    using V = typename X::V;
+    constexpr index_t W = X::W;
     index_t off[R];
     V acc[R][2];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
         off[r] = o[r];
-        acc[r][0] = acc[r][1] = vset1(T(0));
+        acc[r][0] = acc[r][1] = X::zero();
     }
     for (index_t p = 0; p < k; ++p) {
-        const V b0 = vload(b), b1 = vload(b + W);
+        const V b0 = X::load(b), b1 = X::load(b + W);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-            const V ai = vbroadcast(a + off[r]);
-            acc[r][0] = vfma(ai, b0, acc[r][0]);
-            acc[r][1] = vfma(ai, b1, acc[r][1]);
+            const V ai = X::broadcast(a + off[r]);
+            acc[r][0] = X::fmadd(ai, b0, acc[r][0]);
+            acc[r][1] = X::fmadd(ai, b1, acc[r][1]);
         }
         a += a_cs;
         b += b_rs;
     }
-    const V va = vset1(alpha), vb = vset1(beta);
+    const V va = X::set1(alpha), vb = X::set1(beta);
     const int bm = beta_mode(beta);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-        T* cr = c + r * c_rs;
-        const V t0 = wb(cr, acc[r][0], va, vb, bm), t1 = wb(cr + W, acc[r][1], va, vb, bm);
-        vstore(cr, t0);
-        vstore(cr + W, t1);
+        typename X::T* cr = c + r * c_rs;
+        const V t0 = X::wb(cr, acc[r][0], va, vb, bm), t1 = X::wb(cr + W, acc[r][1], va, vb, bm);
+        X::store(cr, t0);
+        X::store(cr + W, t1);
     }
 }
 
-template <typename T>
-void ukr_short_rows(index_t mr, index_t k, const T* a, const index_t* o, index_t a_cs, const T* b, index_t b_rs,
-                    T* c, index_t c_rs, T alpha, T beta) {
+template <class X>
+void ukr_short_rows(index_t mr, index_t k, const typename X::T* a, const index_t* o, index_t a_cs,
+                    const typename X::T* b, index_t b_rs, typename X::T* c, index_t c_rs, typename X::T alpha,
+                    typename X::T beta) {
     switch (mr) {
-        case 1: return ukr_rows<T, 1>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        case 2: return ukr_rows<T, 2>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        case 3: return ukr_rows<T, 3>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        case 4: return ukr_rows<T, 4>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        default: return ukr_rows<T, 5>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 1: return ukr_rows<X, 1>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 2: return ukr_rows<X, 2>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 3: return ukr_rows<X, 3>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 4: return ukr_rows<X, 4>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        default: return ukr_rows<X, 5>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
     }
 }
-
 // ------------------------------------------------------- macro-kernel (loops 2, 1)
 
 template <typename T>
@@ -249,7 +282,8 @@ struct Macro {
                 if (mr == MR && nr == NR && g.c_cs == 1) {
                     ukr(g.k, ap, o[1], o[2], o[3], o[4], o[5], g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha, g.beta);
                 } else if (nr == NR && g.c_cs == 1) {
-                    ukr_short_rows<T>(mr, g.k, ap, o, g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha, g.beta);
+                    ukr_short_rows<typename VecOf<T>::type>(mr, g.k, ap, o, g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha,
+                                                            g.beta);
                 } else {
                     edge_tile(g, ap, o, bp, b_rs, cp, mr, nr);
                 }
@@ -406,40 +440,8 @@ void pack_b_f64_impl(index_t k, index_t n, const double* b, index_t rs, index_t 
 // kernel is bound by load bandwidth: each pass over k keeps NV <= 8 vector
 // accumulators in registers (64 floats / 32 doubles of C), with NV and the
 // masked column tail fixed at compile time so nothing spills to the stack.
-struct RowF32 {
-    using T = float;
-    using V = __m256;
-    static constexpr index_t W = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V set1(T x) { return _mm256_set1_ps(x); }
-    static V load(const T* p) { return _mm256_loadu_ps(p); }
-    static V maskload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
-    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
-    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    static __m256i all() { return _mm256_set1_epi32(-1); }
-    static __m256i tail(index_t r) {  // the first r lanes
-        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    }
-};
-struct RowF64 {
-    using T = double;
-    using V = __m256d;
-    static constexpr index_t W = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V set1(T x) { return _mm256_set1_pd(x); }
-    static V load(const T* p) { return _mm256_loadu_pd(p); }
-    static V maskload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
-    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
-    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    static __m256i all() { return _mm256_set1_epi64x(-1); }
-    static __m256i tail(index_t r) {
-        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(r)), _mm256_setr_epi64x(0, 1, 2, 3));
-    }
-};
-
-// c[0, w) for w in ((NV-1)W, NV W]; MASKED: the last vector is partial.
+//
+// row_pass: c[0, w) for w in ((NV-1)W, NV W]; MASKED: the last vector is partial.
 template <class R, int NV, bool MASKED>
 void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
               const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
@@ -502,16 +504,20 @@ void tiny_impl(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_
 
 }  // namespace
 
-PB_GEMM_TINY_DECL(float, gemm_tiny_f32) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
-PB_GEMM_TINY_DECL(double, gemm_tiny_f64) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
+PB_GEMM_TINY_DECL(float, gemm_tiny_f32) {
+    tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c);
+}
+PB_GEMM_TINY_DECL(double, gemm_tiny_f64) {
+    tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c);
+}
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c) {
-    row_impl<RowF32>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    row_impl<VecF32>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
                   const double* b, index_t rs_b, double beta, double* c) {
-    row_impl<RowF64>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    row_impl<VecF64>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr_f32>::run(g); }

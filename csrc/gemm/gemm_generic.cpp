@@ -171,8 +171,12 @@ void tiny_impl(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_
 
 }  // namespace
 
-PB_GEMM_TINY_DECL(float, gemm_tiny_f32) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
-PB_GEMM_TINY_DECL(double, gemm_tiny_f64) { tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c); }
+PB_GEMM_TINY_DECL(float, gemm_tiny_f32) {
+    tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c);
+}
+PB_GEMM_TINY_DECL(double, gemm_tiny_f64) {
+    tiny_impl(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c);
+}
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c) {

@@ -21,13 +21,13 @@ namespace {
 
 constexpr index_t kChunk = 8192;
 
-// The updates stream their buffers (SGD 12-16 bytes an element, Adam 28) at
-// about one element per cycle, where a GEMM does 64 flops per cycle: in the
-// thread pool's flop units an element costs about that many flops. So a
-// 784 x 128 float weight (100k elements: SGD 18 us, Adam 47 us on one Zen 4
-// core; 10 and 26 us on two) splits over two
-// threads, which also updates each half of a gradient on the core that has
-// just written it in the dW GEMM.
+// The updates stream their buffers (SGD 12-16 bytes an element, Adam 28 plus
+// a square root and two divisions) at about one element per cycle or less,
+// where a GEMM does 64 flops per cycle: in the thread pool's flop units an
+// element costs 64-128. So a 784 x 128 float weight (100k elements: SGD 18 us,
+// Adam 47 us on one Zen 4 core; 10 and 26 us on two) splits over two threads,
+// each updating about the half of the gradient its core has just written in
+// the dW GEMM.
 constexpr double kSgdCost = 64.0;
 constexpr double kAdamCost = 128.0;
 constexpr double kRmspropCost = 128.0;
