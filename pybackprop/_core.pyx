@@ -9,8 +9,10 @@ dtypes and memory layout, raising ValueError/TypeError that name the
 offending shapes, then releases the GIL around the C++ call. C++ exceptions
 become Python exceptions (``except +``), never a crash.
 
-The stateful runtime (thread count, SIMD path, CPU probe) is registered into
-this same module by pybind11 (_bindings/runtime.cpp).
+The stateful runtime (thread count, SIMD path, CPU probe) and the compiled
+plans are registered into this same module by pybind11 (_bindings/runtime.cpp,
+plan.cpp); _bindings/step.pxi is the per-call path of pb.compile's step and
+inference, which calls those plans' C++ directly.
 """
 import sys
 

@@ -253,7 +253,7 @@ class CompiledStep(_core.CompiledStepBase):
             return flat[start:start + p.data.size].reshape(p.data.shape)
 
         self._params = tuple(params)
-        values, self._grads, grad_tensors = [], [], []
+        values, grad_tensors = [], []
         self._pending_state = []     # state entries published after the first compiled step
         steps = []
         buffers = {}
@@ -266,7 +266,6 @@ class CompiledStep(_core.CompiledStepBase):
                 grad[...] = p.grad.data
             grad_tensor = from_numpy(grad)
             values.append(value)
-            self._grads.append(grad)
             grad_tensors.append(grad_tensor)
             st = opt.state.get(p)
             state_views = []
@@ -351,23 +350,14 @@ class CompiledStep(_core.CompiledStepBase):
             xd = self._input(xd)
             loss = plan.train_step(xd, self._targets(yd, xd.shape[0]), self._spec)
 
-        # What an eager step leaves behind: gradients, state, step counts, and
-        # new versions of the updated parameters (their version cells directly).
-        for p, g in zip(self._params, self._grad_tensors):
-            if p.grad is not g:
-                p.grad = g
-            p._vc[0] += 1
+        # What an eager step leaves behind: the optimiser state it creates on its
+        # first step, then gradients, parameter versions and step counts.
         if self._pending_state:
             state = self.optimizer.state
             for p, key, buf in self._pending_state:
                 state.setdefault(p, {})[key] = buf
             self._pending_state = []
-        if self._counts_steps:
-            state = self.optimizer.state
-            for p in self._params:
-                st = state.setdefault(p, {})
-                st["step"] = st.get("step", 0) + 1
-            self._steps_seen = state[self._params[0]]["step"]
+        self._publish_step()
         return loss
 
     def _input(self, xd):

@@ -5,7 +5,6 @@
 #include "activations/avx2_guard.h"
 
 #if PB_HAVE_AVX2_KERNELS
-#include <cstring>
 
 #include "activations/simd_avx2.h"
 

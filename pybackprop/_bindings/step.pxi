@@ -53,6 +53,15 @@ cdef class _NativePlan:
         return cnp.PyArray_DIM(a, 0)
 
 
+cdef bint _same_arrays(tuple params, tuple values):
+    """Every Parameter still holds the array captured for it (p.data = ... re-captures)."""
+    cdef Py_ssize_t i
+    for i in range(len(params)):
+        if params[i].data is not values[i]:
+            return False
+    return True
+
+
 cdef class CompiledStepBase:
     """Base of ``pybackprop.compile.CompiledStep``: its ``__call__`` fast path."""
     # Set by CompiledStep._capture and its slow path; read here every step.
@@ -94,23 +103,17 @@ cdef class CompiledStepBase:
         return True
 
     def __call__(self, x, y):
-        cdef Py_ssize_t i, n
         cdef index_t batch
         cdef double loss
-        cdef list vc
         plan = self._plan
         if plan is None or self._pending_state or self.model.training != self._training:
             return self._call(x, y)
-        params, values, grads = self._params, self._values, self._grad_tensors
-        n = len(params)
-        for i in range(n):
-            if params[i].data is not values[i]:        # replaced from Python: capture again
-                return self._call(x, y)
+        if not _same_arrays(self._params, self._values):   # replaced from Python: capture again
+            return self._call(x, y)
         if not self._hp_unchanged():                   # a scheduler or the user changed a setting
             return self._call(x, y)
-        state = self.optimizer.state
         if self._counts_steps:
-            st = state.get(params[0])
+            st = self.optimizer.state.get(self._params[0])
             if st is None or st.get("step") != self._steps_seen:   # stepped eagerly in between
                 return self._call(x, y)
         if self._native is None or self._native.owner is not plan:
@@ -133,7 +136,17 @@ cdef class CompiledStepBase:
             else:
                 loss = p64.train_step(<const double*>xp, batch, yp, spec[0])
 
-        # What an eager step leaves behind: gradients, new parameter versions, step counts.
+        self._publish_step()
+        return loss
+
+    cpdef _publish_step(self):
+        """What an eager step leaves behind, after a compiled one: each parameter's
+        .grad is its gradient view, a new version of each parameter (its version
+        cell directly), and the optimiser's step counts. Also run by the slow path."""
+        cdef Py_ssize_t i, n
+        cdef list vc
+        params, grads = self._params, self._grad_tensors
+        n = len(params)
         for i in range(n):
             p = params[i]
             g = grads[i]
@@ -142,11 +155,11 @@ cdef class CompiledStepBase:
             vc = p._vc
             vc[0] = vc[0] + 1
         if self._counts_steps:
+            state = self.optimizer.state
             for i in range(n):
                 st = state.setdefault(params[i], {})
                 st["step"] = st.get("step", 0) + 1
             self._steps_seen = state[params[0]]["step"]
-        return loss
 
     def _call(self, x, y):
         raise NotImplementedError
@@ -160,16 +173,11 @@ cdef class CompiledModelBase:
     cdef _NativePlan _native
 
     def __call__(self, x):
-        cdef Py_ssize_t i
         cdef index_t batch
         cdef cnp.npy_intp dims[2]
         plan = self._plan
-        if plan is None:
+        if plan is None or not _same_arrays(self._params, self._values):
             return self._call(x)
-        params, values = self._params, self._values
-        for i in range(len(params)):
-            if params[i].data is not values[i]:
-                return self._call(x)
         if self._native is None or self._native.owner is not plan:
             self._native = _NativePlan(plan, self.dtype, self._n_in, self._n_out)
         batch = self._native.batch_of(x)
