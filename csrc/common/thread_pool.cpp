@@ -2,6 +2,11 @@
 // through a condition variable costs tens of microseconds, as much as a small
 // GEMM), then sleep. One parallel_for runs at a time; a caller that finds the
 // pool busy runs its work alone, which gives the same bits.
+//
+// Scheduling: each participant owns a contiguous share of the tasks, held as
+// one 64-bit word [begin, end). The owner claims chunks from the front, and
+// once its own share is done it claims chunks from the back of the others';
+// both sides move the same word by compare-and-swap, so every task runs once.
 #include "common/thread_pool.h"
 
 #include <algorithm>
@@ -47,11 +52,11 @@ public:
         num_threads_.store(n, std::memory_order_relaxed);
     }
 
-    void run(index_t n_tasks, double work, RangeFn fn) {
+    void run(index_t n_tasks, double work, index_t grain, RangeFn fn) {
         if (n_tasks <= 0) return;
         index_t by_work = static_cast<index_t>(work / kMinWorkPerThread);
         index_t n = std::min<index_t>({static_cast<index_t>(num_threads()), n_tasks, std::max<index_t>(by_work, 1)});
-        if (n <= 1) {
+        if (n <= 1 || n_tasks > kMaxTasks) {  // (more tasks than a share word holds: one thread)
             fn(0, n_tasks);
             return;
         }
@@ -62,8 +67,14 @@ public:
         }
         ensure_workers(static_cast<int>(n) - 1);
         job_fn_ = &fn;
-        job_tasks_ = n_tasks;
         job_parts_ = n;
+        // Up to kChunksPerShare claims per share, each at least `grain` tasks.
+        const index_t share = ceil_div(n_tasks, n);
+        job_chunk_ = std::max<index_t>(std::min(grain, share), ceil_div(share, kChunksPerShare));
+        if (static_cast<size_t>(n) > shares_.size()) shares_ = std::vector<Share>(static_cast<size_t>(n));
+        for (index_t i = 0; i < n; ++i)
+            shares_[static_cast<size_t>(i)].range.store(pack(n_tasks * i / n, n_tasks * (i + 1) / n),
+                                                        std::memory_order_relaxed);
         for (auto& e : errors_) e = nullptr;
         errors_.resize(static_cast<size_t>(n));
         remaining_.store(static_cast<int>(n) - 1, std::memory_order_relaxed);
@@ -111,11 +122,43 @@ private:
 #endif
     }
 
+    static index_t ceil_div(index_t x, index_t y) { return (x + y - 1) / y; }
+
+    // A share of tasks [begin, end) in one word: begin in the low 32 bits.
+    static constexpr index_t kMaxTasks = 0x7fffffff;
+    static constexpr index_t kChunksPerShare = 8;
+    struct alignas(64) Share {
+        std::atomic<std::uint64_t> range{0};
+    };
+    static std::uint64_t pack(index_t begin, index_t end) {
+        return static_cast<std::uint64_t>(begin) | (static_cast<std::uint64_t>(end) << 32);
+    }
+
+    // Claims up to job_chunk_ tasks of `s`, from its front (the owner) or its
+    // back (a helper). False once the share is empty.
+    bool claim(Share& s, bool front, index_t& begin, index_t& end) {
+        std::uint64_t cur = s.range.load(std::memory_order_acquire);
+        for (;;) {
+            const index_t lo = static_cast<index_t>(cur & 0xffffffffu), hi = static_cast<index_t>(cur >> 32);
+            if (lo >= hi) return false;
+            const index_t n = std::min(job_chunk_, hi - lo);
+            const std::uint64_t next = front ? pack(lo + n, hi) : pack(lo, hi - n);
+            if (s.range.compare_exchange_weak(cur, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                begin = front ? lo : hi - n;
+                end = front ? lo + n : hi;
+                return true;
+            }
+        }
+    }
+
     void run_part(index_t part) {
-        const index_t begin = job_tasks_ * part / job_parts_;
-        const index_t end = job_tasks_ * (part + 1) / job_parts_;
+        index_t begin = 0, end = 0;
         try {
-            if (begin < end) (*job_fn_)(begin, end);
+            while (claim(shares_[static_cast<size_t>(part)], true, begin, end)) (*job_fn_)(begin, end);
+            for (index_t k = 1; k < job_parts_; ++k) {
+                Share& other = shares_[static_cast<size_t>((part + k) % job_parts_)];
+                while (claim(other, false, begin, end)) (*job_fn_)(begin, end);
+            }
         } catch (...) {
             errors_[static_cast<size_t>(part)] = std::current_exception();
         }
@@ -175,8 +218,9 @@ private:
     std::vector<Worker*> workers_;
     pid_t owner_pid_ = getpid();
     RangeFn* job_fn_ = nullptr;
-    index_t job_tasks_ = 0;
     index_t job_parts_ = 0;
+    index_t job_chunk_ = 1;
+    std::vector<Share> shares_;
     std::vector<std::exception_ptr> errors_;
 };
 
@@ -191,6 +235,8 @@ void set_num_threads(int n) {
     Pool::instance().set_num_threads(n);
 }
 
-void parallel_for(index_t n_tasks, double work, RangeFn fn) { Pool::instance().run(n_tasks, work, fn); }
+void parallel_for(index_t n_tasks, double work, index_t grain, RangeFn fn) {
+    Pool::instance().run(n_tasks, work, grain, fn);
+}
 
 }  // namespace pb

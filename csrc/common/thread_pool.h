@@ -5,9 +5,15 @@
 //   does a share of every parallel_for.
 // - Work below a threshold stays on the calling thread: on a 2-core machine a
 //   second thread costs more than it saves on a small GEMM.
-// - Work is split statically into contiguous ranges of *tasks*; a kernel never
-//   splits a reduction dimension over tasks, so results are bit-identical for
-//   any thread count.
+// - Each thread starts with a contiguous share of the *tasks* (so data a
+//   thread produced in one kernel tends to be read by the same thread in the
+//   next) and claims it a chunk at a time; a thread that finishes early takes
+//   chunks from the back of the others' shares. On a virtual machine whose two
+//   cores often run at different speeds, a static split waits for the slower
+//   one; this way the faster does more. A kernel never splits a reduction
+//   dimension over tasks, and a task's result does not depend on which thread
+//   runs it or with which neighbours, so results are bit-identical for any
+//   thread count and any schedule.
 // - If the pool is busy (another Python thread is inside a kernel), the caller
 //   runs its whole range itself: kernels are safe to call concurrently.
 #pragma once
@@ -33,15 +39,24 @@ private:
     void (*call_)(void*, index_t, index_t);
 };
 
-// Calls fn(begin, end) over a static partition of [0, n_tasks) into at most
-// get_num_threads() contiguous ranges. `work` is the total work of the call;
-// the number of threads used is limited so that each gets >= kMinWorkPerThread.
+// Calls fn(begin, end) over disjoint ranges covering [0, n_tasks), on at most
+// get_num_threads() threads. `work` is the total work of the call; the number
+// of threads used is limited so that each gets >= kMinWorkPerThread. `grain`
+// is the fewest tasks one call of fn takes (but the last of a share): a kernel
+// whose fn pays a set-up cost per call (packing an operand) raises it, and
+// kStaticSplit gives each thread its whole share in one call.
 // Exceptions thrown by fn on any thread are rethrown on the caller.
-void parallel_for(index_t n_tasks, double work, RangeFn fn);
+constexpr index_t kStaticSplit = index_t(1) << 40;
+void parallel_for(index_t n_tasks, double work, index_t grain, RangeFn fn);
+
+template <typename F>
+inline void parallel_for(index_t n_tasks, double work, index_t grain, F&& f) {
+    parallel_for(n_tasks, work, grain, RangeFn(f));
+}
 
 template <typename F>
 inline void parallel_for(index_t n_tasks, double work, F&& f) {
-    parallel_for(n_tasks, work, RangeFn(f));
+    parallel_for(n_tasks, work, 1, RangeFn(f));
 }
 
 }  // namespace pb

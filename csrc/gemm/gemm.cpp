@@ -153,10 +153,41 @@ void apply_epilogue(const Problem<T>& p, index_t i0, index_t rows, index_t j0, i
                         e.ld_preact);
 }
 
+// All of B packed at once, for a row split: every thread reads all of B, and
+// a thread claims rows a chunk at a time, so packing B per claim would repeat
+// it. Blocks are stored column block by column block (nc wide, padded to nr),
+// k-block by k-block within each, as run_block walks them.
+inline index_t packed_b_offset(index_t k, index_t jc, index_t pc, index_t nc, index_t nr) {
+    return jc * k + pc * ceil_div(nc, nr) * nr;  // column blocks before jc are full: nc a multiple of nr
+}
+
+// Up to this many bytes of B are packed once and shared (larger: each thread
+// packs what it reads, over a static split).
+constexpr double kSharedPackBytes = 4.0 * 1024 * 1024;
+
+template <typename T>
+const T* pack_whole_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern) {
+    const BlockSizes& bs = kern.bs;
+    const index_t NR = bs.nr;
+    T* dst = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(p.k * ceil_div(p.n, NR) * NR)));
+    // One task per (column block, k-block); a copy counts as 4 flops an element.
+    const index_t n_jc = ceil_div(p.n, bs.nc), n_pc = ceil_div(p.k, plan.kc);
+    parallel_for(n_jc * n_pc, 4.0 * static_cast<double>(p.k) * static_cast<double>(p.n), [&](index_t t0, index_t t1) {
+        for (index_t t = t0; t < t1; ++t) {
+            const index_t jc = t / n_pc * bs.nc, pc = t % n_pc * plan.kc;
+            const index_t nc = imin(bs.nc, p.n - jc), kc = imin(plan.kc, p.k - pc);
+            kern.pack_b(kc, nc, p.b + pc * p.rs_b + jc * p.cs_b, p.rs_b, p.cs_b,
+                        dst + packed_b_offset(p.k, jc, pc, nc, NR));
+        }
+    });
+    return dst;
+}
+
 // Loops 5, 4, 3 over the block C[i0:i1, j0:j1] (j0 a multiple of nr, i0 of mr).
+// `b_packed`: all of B packed by pack_whole_b (shared by the threads), or null.
 template <typename T>
 void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, index_t i0, index_t i1, index_t j0,
-               index_t j1) {
+               index_t j1, const T* b_packed) {
     const BlockSizes& bs = kern.bs;
     const index_t MR = bs.mr, NR = bs.nr;
     T* pack_a = nullptr;
@@ -164,8 +195,10 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
     if (plan.pack_a)
         pack_a = static_cast<T*>(tl_pack_a.get(sizeof(T) * static_cast<std::size_t>(ceil_div(imin(bs.mc, i1 - i0), MR) * MR * plan.kc)));
     // Packed B block, or (B in place) just its last partial micro-panel.
-    const index_t b_cols = plan.pack_b ? ceil_div(imin(bs.nc, j1 - j0), NR) * NR : NR;
-    pack_b = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(b_cols * plan.kc)));
+    if (b_packed == nullptr) {
+        const index_t b_cols = plan.pack_b ? ceil_div(imin(bs.nc, j1 - j0), NR) * NR : NR;
+        pack_b = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(b_cols * plan.kc)));
+    }
 
     MacroArgs<T> g;
     g.c_cs = p.cs_c;
@@ -183,9 +216,15 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
             // A single row block (small m) uses each B micro-panel once, right
             // after packing it: then pack one micro-panel at a time in loop 3,
             // so the packed panel is still in L1 when the microkernels read it.
-            const bool b_per_panel = plan.pack_b && i1 - i0 <= bs.mc;
+            const bool b_per_panel = b_packed == nullptr && plan.pack_b && i1 - i0 <= bs.mc;
             if (b_per_panel) {
                 // packed in loop 3
+            } else if (b_packed != nullptr) {
+                const T* blk = b_packed + packed_b_offset(p.k, jc, pc, nc, NR);
+                g.b = blk;
+                g.b_rs = NR;
+                g.b_ps = NR * kc;
+                g.b_edge = blk + n_full * kc;
             } else if (plan.pack_b) {
                 kern.pack_b(kc, nc, b_blk, p.rs_b, p.cs_b, pack_b);
                 g.b = pack_b;
@@ -309,13 +348,19 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // Split C into whole micro-panels, never k. Splitting n makes every thread
     // read all of A, splitting m all of B: split the side that duplicates the
     // smaller operand (m x k vs k x n), as long as it has tiles to share.
+    // Threads claim tiles in chunks (thread_pool.h); an operand that each
+    // claim would pack again is packed once and shared (B, row split) or
+    // else the split stays static (A packed per column range).
     if ((p.n >= p.m && tiles_n >= 2) || tiles_m < 2) {
-        parallel_for(tiles_n, work, [&](index_t t0, index_t t1) {
-            run_block(p, plan, kern, 0, p.m, t0 * NR, imin(t1 * NR, p.n));
+        parallel_for(tiles_n, work, plan.pack_a ? kStaticSplit : 1, [&](index_t t0, index_t t1) {
+            run_block<T>(p, plan, kern, 0, p.m, t0 * NR, imin(t1 * NR, p.n), nullptr);
         });
     } else {
-        parallel_for(tiles_m, work, [&](index_t t0, index_t t1) {
-            run_block(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), 0, p.n);
+        const bool share_b = plan.pack_b && get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread &&
+                             static_cast<double>(p.k) * static_cast<double>(p.n) * sizeof(T) <= kSharedPackBytes;
+        const T* b_packed = share_b ? pack_whole_b(p, plan, kern) : nullptr;
+        parallel_for(tiles_m, work, plan.pack_b && !share_b ? kStaticSplit : 1, [&](index_t t0, index_t t1) {
+            run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), 0, p.n, b_packed);
         });
     }
 }

@@ -155,12 +155,13 @@ int gemm_suite() {
     return failures;
 }
 
-// Same bits at 1 and 2 threads (split along n, then along m).
+// Same bits at 1 and 2 threads: split along n (B in place, then A packed per
+// column range), along m (B packed once and shared), and an MLP's forward.
 template <typename T>
 int determinism_suite() {
     int failures = 0;
     const int before = pb::get_num_threads();
-    const index_t shapes[][3] = {{200, 390, 300}, {700, 40, 300}, {64, 784, 128}};
+    const index_t shapes[][3] = {{200, 390, 300}, {200, 800, 700}, {700, 40, 300}, {64, 784, 128}};
     for (const auto& s : shapes) {
         const index_t m = s[0], n = s[1], k = s[2];
         Rng rng(77);

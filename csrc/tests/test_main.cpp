@@ -16,6 +16,7 @@ int main() {
         {"gemm", run_gemm_tests},         {"dense", run_dense_tests},
         {"activations", run_activation_tests}, {"losses", run_loss_tests},
         {"optim", run_optim_tests},       {"reduce", run_reduce_tests},
+        {"thread_pool", run_thread_pool_tests},
     };
     int failures = 0;
     int runs = 0;

@@ -9,3 +9,4 @@ int run_activation_tests();
 int run_loss_tests();
 int run_optim_tests();
 int run_reduce_tests();
+int run_thread_pool_tests();

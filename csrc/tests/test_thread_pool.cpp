@@ -1,0 +1,115 @@
+// Native tests of the thread pool's schedule: every task runs exactly once,
+// whatever the thread count, grain and speed of each thread; a thread that
+// finishes early takes work from a slow one; a static split hands each
+// thread its share in one call; exceptions reach the caller.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "tests/check.h"
+#include "tests/tests.h"
+
+using pb::index_t;
+
+namespace {
+
+// Enough work per call for parallel_for to use every thread.
+constexpr double kBigWork = 1e12;
+
+struct Record {
+    std::vector<std::atomic<int>> runs;    // times each task ran
+    std::atomic<index_t> by_caller{0};     // tasks the calling thread ran
+    std::atomic<int> calls{0};             // calls of fn
+    explicit Record(index_t n) : runs(static_cast<size_t>(n)) {}
+};
+
+// Runs n tasks; the thread that is not the caller (slow_worker) or the caller
+// (!slow_worker) sleeps in each call, as a core taken by another process would.
+void run_tasks(Record& r, index_t n, index_t grain, bool slow_worker, int sleep_us) {
+    const std::thread::id caller = std::this_thread::get_id();
+    pb::parallel_for(n, kBigWork, grain, [&](index_t b, index_t e) {
+        const bool on_caller = std::this_thread::get_id() == caller;
+        if (sleep_us > 0 && on_caller != slow_worker)
+            std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+        for (index_t t = b; t < e; ++t) r.runs[static_cast<size_t>(t)].fetch_add(1);
+        if (on_caller) r.by_caller.fetch_add(e - b);
+        r.calls.fetch_add(1);
+    });
+}
+
+int every_task_once() {
+    int failures = 0;
+    const index_t sizes[] = {1, 2, 3, 7, 16, 100, 1001};
+    const index_t grains[] = {1, 3, pb::kStaticSplit};
+    for (index_t n : sizes)
+        for (index_t grain : grains)
+            for (int slow = 0; slow < 3; ++slow) {
+                Record r(n);
+                run_tasks(r, n, grain, slow == 1, slow == 0 ? 0 : 200);
+                for (index_t t = 0; t < n; ++t)
+                    PB_CHECK(failures, r.runs[static_cast<size_t>(t)].load() == 1,
+                             "pool: %d threads, %lld tasks, grain %lld: task %lld ran %d times",
+                             pb::get_num_threads(), (long long)n, (long long)grain, (long long)t,
+                             r.runs[static_cast<size_t>(t)].load());
+            }
+    return failures;
+}
+
+// With two threads and one of them slow, the other ends up running more than
+// its half.
+int fast_thread_helps() {
+    int failures = 0;
+    if (pb::get_num_threads() != 2) return 0;
+    const index_t n = 64;
+    for (int slow_worker = 0; slow_worker < 2; ++slow_worker) {
+        Record r(n);
+        run_tasks(r, n, 1, slow_worker == 1, 2000);
+        const index_t mine = r.by_caller.load();
+        PB_CHECK(failures, slow_worker ? mine > n / 2 : mine < n / 2,
+                 "pool: slow %s, but the caller ran %lld of %lld tasks", slow_worker ? "worker" : "caller",
+                 (long long)mine, (long long)n);
+    }
+    return failures;
+}
+
+// kStaticSplit: one call per share (a kernel that packs per call packs once).
+int static_split_one_call_per_share() {
+    int failures = 0;
+    const int threads = pb::get_num_threads();
+    Record r(40);
+    run_tasks(r, 40, pb::kStaticSplit, false, 0);
+    PB_CHECK(failures, r.calls.load() == threads, "pool: static split over %d threads made %d calls", threads,
+             r.calls.load());
+    return failures;
+}
+
+int exceptions_reach_the_caller() {
+    int failures = 0;
+    bool caught = false;
+    try {
+        pb::parallel_for(100, kBigWork, [&](index_t b, index_t e) {
+            if (b <= 77 && 77 < e) throw std::runtime_error("task 77");
+        });
+    } catch (const std::runtime_error&) {
+        caught = true;
+    }
+    PB_CHECK(failures, caught, "pool: an exception thrown in a task did not reach the caller");
+    // The pool still works afterwards.
+    Record r(10);
+    run_tasks(r, 10, 1, false, 0);
+    for (index_t t = 0; t < 10; ++t)
+        PB_CHECK(failures, r.runs[static_cast<size_t>(t)].load() == 1, "pool: after an exception, task %lld ran %d times",
+                 (long long)t, r.runs[static_cast<size_t>(t)].load());
+    return failures;
+}
+
+}  // namespace
+
+int run_thread_pool_tests() {
+    return every_task_once() + fast_thread_helps() + static_split_one_call_per_share() +
+           exceptions_reach_the_caller();
+}
