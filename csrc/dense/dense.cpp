@@ -9,7 +9,8 @@
 // strides (nothing is transposed in memory):
 //   dX (m x k) = G W^T :  A = G (row-major), B(p, j) = W[j, p]  (rs 1, cs n)
 //   dW (k x n) = X^T G :  A(i, p) = X[p, i]  (rs 1, cs k), B = G (row-major)
-// Accumulation into dX / dW is the GEMM's beta = 1.
+// Accumulation into dX / dW is the GEMM's beta = 1. dX comes first, so a hook
+// on dW's blocks (the compiled step's optimiser update) may change W.
 #include "dense/dense.h"
 
 #include <cstddef>
@@ -36,7 +37,7 @@ void dense_forward(const T* x, const T* w, const T* b, index_t m, index_t k, ind
 template <typename T>
 void dense_backward(const T* dy, const T* saved, const T* x, const T* w, index_t m, index_t k, index_t n,
                     Activation act, const ActParams& p, T* dx, bool dx_accumulate, T* dw, bool dw_accumulate,
-                    T* db, bool db_accumulate, T* workspace) {
+                    T* db, bool db_accumulate, T* workspace, TileHook dw_hook) {
     const T* g = dy;
     std::unique_ptr<T[]> owned;  // uninitialised: act_backward_bias writes every element
     if (act == Activation::identity) {
@@ -51,7 +52,12 @@ void dense_backward(const T* dy, const T* saved, const T* x, const T* w, index_t
         g = gw;
     }
     if (dx != nullptr) gemm<T>(m, k, n, T(1), g, n, 1, w, 1, n, dx_accumulate ? T(1) : T(0), dx, k, 1);
-    if (dw != nullptr) gemm<T>(k, n, m, T(1), x, 1, k, g, n, 1, dw_accumulate ? T(1) : T(0), dw, n, 1);
+    if (dw != nullptr) {
+        GemmEpilogue<T> epi;
+        epi.tile = dw_hook;
+        gemm<T>(k, n, m, T(1), x, 1, k, g, n, 1, dw_accumulate ? T(1) : T(0), dw, n, 1,
+                dw_hook.fn != nullptr ? &epi : nullptr);
+    }
 }
 
 template void dense_forward<float>(const float*, const float*, const float*, index_t, index_t, index_t, Activation,
@@ -60,9 +66,9 @@ template void dense_forward<double>(const double*, const double*, const double*,
                                     Activation, const ActParams&, double*, double*);
 template void dense_backward<float>(const float*, const float*, const float*, const float*, index_t, index_t,
                                     index_t, Activation, const ActParams&, float*, bool, float*, bool, float*, bool,
-                                    float*);
+                                    float*, TileHook);
 template void dense_backward<double>(const double*, const double*, const double*, const double*, index_t, index_t,
                                      index_t, Activation, const ActParams&, double*, bool, double*, bool, double*,
-                                     bool, double*);
+                                     bool, double*, TileHook);
 
 }  // namespace pb

@@ -4,6 +4,7 @@
 #pragma once
 #include "activations/activations.h"
 #include "common/types.h"
+#include "gemm/gemm.h"
 
 namespace pb {
 
@@ -20,10 +21,13 @@ void dense_forward(const T* x, const T* w, const T* b, index_t m, index_t k, ind
 //   dw (+)= x^T g                  (k x n)   if dw != null
 //   db (+)= sum_rows g             (n)       if db != null
 // `workspace` holds g (m x n); if null, g is allocated (or dy reused for identity).
+// dw_hook, if set, is called on each finished block of dw (k x n, row stride
+// n) in the GEMM's write-back: after dx, so it may change w (the compiled
+// step's optimiser update).
 template <typename T>
 void dense_backward(const T* dy, const T* saved, const T* x, const T* w,
                     index_t m, index_t k, index_t n, Activation act, const ActParams& p,
                     T* dx, bool dx_accumulate, T* dw, bool dw_accumulate,
-                    T* db, bool db_accumulate, T* workspace);
+                    T* db, bool db_accumulate, T* workspace, TileHook dw_hook = {});
 
 }  // namespace pb

@@ -148,9 +148,11 @@ Plan make_plan(const Problem<T>& p, const BlockSizes& bs) {
 template <typename T>
 void apply_epilogue(const Problem<T>& p, index_t i0, index_t rows, index_t j0, index_t cols) {
     const GemmEpilogue<T>& e = *p.epi;
-    bias_act_forward<T>(e.act, e.params, p.c + i0 * p.rs_c + j0, rows, cols, p.rs_c,
-                        e.bias ? e.bias + j0 : nullptr, e.preact ? e.preact + i0 * e.ld_preact + j0 : nullptr,
-                        e.ld_preact);
+    if (e.bias != nullptr || e.act != Activation::identity || e.preact != nullptr)
+        bias_act_forward<T>(e.act, e.params, p.c + i0 * p.rs_c + j0, rows, cols, p.rs_c,
+                            e.bias ? e.bias + j0 : nullptr, e.preact ? e.preact + i0 * e.ld_preact + j0 : nullptr,
+                            e.ld_preact);
+    if (e.tile.fn != nullptr) e.tile.fn(e.tile.ctx, i0, rows, j0, cols);
 }
 
 // All of B packed at once, for a row split: every thread reads all of B, and

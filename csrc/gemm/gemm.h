@@ -17,8 +17,16 @@
 
 namespace pb {
 
+// A callback on a finished block of C: fn(ctx, i0, rows, j0, cols), called on
+// the thread that computed the block, while it is in cache.
+struct TileHook {
+    void (*fn)(const void* ctx, index_t i0, index_t rows, index_t j0, index_t cols) = nullptr;
+    const void* ctx = nullptr;
+};
+
 // Applied to each block of C after its last k-block is accumulated (the
-// write-back), via bias_act_forward: preact = C + bias; C = act(preact).
+// write-back): bias_act_forward (preact = C + bias; C = act(preact)) if any
+// of bias, act, preact is set, then the tile hook if set.
 template <typename T>
 struct GemmEpilogue {
     const T* bias = nullptr;          // length n, or null
@@ -26,6 +34,7 @@ struct GemmEpilogue {
     ActParams params{};
     T* preact = nullptr;              // m x n with row stride ld_preact, or null
     index_t ld_preact = 0;
+    TileHook tile{};
 };
 
 template <typename T>

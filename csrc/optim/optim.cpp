@@ -120,20 +120,36 @@ T* at(T* p, index_t i) { return p ? p + i : nullptr; }
 }  // namespace
 
 template <typename T>
-void sgd_update(T* p, const T* grad, T* buf, index_t n, double lr, double momentum, double dampening,
-                double weight_decay, bool nesterov, bool first_step, bool maximize) {
+ParamUpdate<T> ParamUpdate<T>::sgd(T* p, const T* grad, T* buf, index_t n, double lr, double momentum,
+                                   double dampening, double weight_decay, bool nesterov, bool first_step,
+                                   bool maximize) {
     if (n > 0 && momentum != 0 && !buf) throw std::invalid_argument("sgd_update: momentum != 0 needs a momentum buffer");
     if (nesterov && (momentum <= 0 || dampening != 0))
         throw std::invalid_argument("sgd_update: Nesterov momentum requires a momentum and zero dampening");
-    SgdCoeffs k{lr, momentum, 1.0 - dampening, weight_decay, nesterov, first_step, maximize};
-    over_chunks(n, kSgdCost, [&](index_t o, index_t len) { sgd_range(p + o, grad + o, at(buf, o), len, k); });
+    ParamUpdate u;
+    u.kind_ = Kind::sgd;
+    u.p_ = p;
+    u.grad_ = grad;
+    u.state_[0] = buf;
+    u.n_ = n;
+    u.sgd_ = SgdCoeffs{lr, momentum, 1.0 - dampening, weight_decay, nesterov, first_step, maximize};
+    return u;
 }
 
 template <typename T>
-void adam_update(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, double lr, double beta1, double beta2,
-                 double eps, double weight_decay, bool decoupled, std::int64_t step, bool maximize) {
+ParamUpdate<T> ParamUpdate<T>::adam(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, double lr, double beta1,
+                                    double beta2, double eps, double weight_decay, bool decoupled,
+                                    std::int64_t step, bool maximize) {
     if (step < 1) throw std::invalid_argument("adam_update: step must be >= 1 (it counts this update)");
-    AdamCoeffs k;
+    ParamUpdate u;
+    u.kind_ = Kind::adam;
+    u.p_ = p;
+    u.grad_ = grad;
+    u.state_[0] = m;
+    u.state_[1] = v;
+    u.state_[2] = vmax;
+    u.n_ = n;
+    AdamCoeffs& k = u.adam_;
     k.lr_wd_keep = decoupled ? 1.0 - lr * weight_decay : 1.0;
     k.weight_decay = decoupled ? 0.0 : weight_decay;
     k.w1 = 1.0 - beta1;
@@ -147,20 +163,66 @@ void adam_update(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, double lr,
     k.decoupled = decoupled;
     k.amsgrad = vmax != nullptr;
     k.maximize = maximize;
-    over_chunks(n, kAdamCost, [&](index_t o, index_t len) {
-        adam_range(p + o, grad + o, m + o, v + o, at(vmax, o), len, k);
-    });
+    return u;
+}
+
+template <typename T>
+ParamUpdate<T> ParamUpdate<T>::rmsprop(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, double lr,
+                                       double alpha, double eps, double weight_decay, double momentum,
+                                       bool centered, bool maximize) {
+    if (n > 0 && centered && !gavg) throw std::invalid_argument("rmsprop_update: centered needs a grad_avg buffer");
+    if (n > 0 && momentum > 0 && !buf) throw std::invalid_argument("rmsprop_update: momentum > 0 needs a momentum buffer");
+    ParamUpdate u;
+    u.kind_ = Kind::rmsprop;
+    u.p_ = p;
+    u.grad_ = grad;
+    u.state_[0] = sq;
+    u.state_[1] = gavg;
+    u.state_[2] = buf;
+    u.n_ = n;
+    u.rmsprop_ = RmspropCoeffs{lr, alpha, 1.0 - alpha, eps, weight_decay, momentum, centered, maximize};
+    return u;
+}
+
+template <typename T>
+void ParamUpdate<T>::apply(index_t o, index_t len) const {
+    switch (kind_) {
+        case Kind::none:
+            return;
+        case Kind::sgd:
+            return sgd_range(p_ + o, grad_ + o, at(state_[0], o), len, sgd_);
+        case Kind::adam:
+            return adam_range(p_ + o, grad_ + o, state_[0] + o, state_[1] + o, at(state_[2], o), len, adam_);
+        case Kind::rmsprop:
+            return rmsprop_range(p_ + o, grad_ + o, state_[0] + o, at(state_[1], o), at(state_[2], o), len, rmsprop_);
+    }
+}
+
+template <typename T>
+void ParamUpdate<T>::apply_all() const {
+    const double cost = kind_ == Kind::sgd ? kSgdCost : kind_ == Kind::adam ? kAdamCost : kRmspropCost;
+    if (kind_ != Kind::none) over_chunks(n_, cost, [&](index_t o, index_t len) { apply(o, len); });
+}
+
+template <typename T>
+void sgd_update(T* p, const T* grad, T* buf, index_t n, double lr, double momentum, double dampening,
+                double weight_decay, bool nesterov, bool first_step, bool maximize) {
+    ParamUpdate<T>::sgd(p, grad, buf, n, lr, momentum, dampening, weight_decay, nesterov, first_step, maximize)
+        .apply_all();
+}
+
+template <typename T>
+void adam_update(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, double lr, double beta1, double beta2,
+                 double eps, double weight_decay, bool decoupled, std::int64_t step, bool maximize) {
+    ParamUpdate<T>::adam(p, grad, m, v, vmax, n, lr, beta1, beta2, eps, weight_decay, decoupled, step, maximize)
+        .apply_all();
 }
 
 template <typename T>
 void rmsprop_update(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, double lr, double alpha,
                     double eps, double weight_decay, double momentum, bool centered, bool maximize) {
-    if (n > 0 && centered && !gavg) throw std::invalid_argument("rmsprop_update: centered needs a grad_avg buffer");
-    if (n > 0 && momentum > 0 && !buf) throw std::invalid_argument("rmsprop_update: momentum > 0 needs a momentum buffer");
-    RmspropCoeffs k{lr, alpha, 1.0 - alpha, eps, weight_decay, momentum, centered, maximize};
-    over_chunks(n, kRmspropCost, [&](index_t o, index_t len) {
-        rmsprop_range(p + o, grad + o, sq + o, at(gavg, o), at(buf, o), len, k);
-    });
+    ParamUpdate<T>::rmsprop(p, grad, sq, gavg, buf, n, lr, alpha, eps, weight_decay, momentum, centered, maximize)
+        .apply_all();
 }
 
 #define PB_INSTANTIATE(T)                                                                                  \
@@ -171,6 +233,8 @@ void rmsprop_update(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, doub
                                     double, bool, bool);
 PB_INSTANTIATE(float)
 PB_INSTANTIATE(double)
+template class ParamUpdate<float>;
+template class ParamUpdate<double>;
 #undef PB_INSTANTIATE
 
 }  // namespace pb

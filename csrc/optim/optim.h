@@ -2,6 +2,7 @@
 // formulas (torch/optim/{sgd,adam,adamw,rmsprop}.py, single-tensor variants).
 #pragma once
 #include "common/types.h"
+#include "optim/optim_coeffs.h"
 
 namespace pb {
 
@@ -32,5 +33,40 @@ template <typename T>
 void rmsprop_update(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, double lr,
                     double alpha, double eps, double weight_decay, double momentum, bool centered,
                     bool maximize);
+
+// One parameter's update for this step, prepared once (arguments checked,
+// per-step scalars computed) and applied range by range. Every element gets
+// the same arithmetic whichever range it is in, so the compiled step can
+// update each block of dW as the GEMM finishes it (the functions above are
+// prepare + apply_all). A default-constructed update does nothing.
+template <typename T>
+class ParamUpdate {
+public:
+    ParamUpdate() = default;
+    static ParamUpdate sgd(T* p, const T* grad, T* buf, index_t n, double lr, double momentum, double dampening,
+                           double weight_decay, bool nesterov, bool first_step, bool maximize);
+    static ParamUpdate adam(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, double lr, double beta1,
+                            double beta2, double eps, double weight_decay, bool decoupled, std::int64_t step,
+                            bool maximize);
+    static ParamUpdate rmsprop(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, double lr, double alpha,
+                               double eps, double weight_decay, double momentum, bool centered, bool maximize);
+
+    bool empty() const { return kind_ == Kind::none; }
+    // Elements [offset, offset + len), on the calling thread.
+    void apply(index_t offset, index_t len) const;
+    // All n elements, on the thread pool.
+    void apply_all() const;
+
+private:
+    enum class Kind { none, sgd, adam, rmsprop };
+    Kind kind_ = Kind::none;
+    T* p_ = nullptr;
+    const T* grad_ = nullptr;
+    T* state_[3] = {nullptr, nullptr, nullptr};
+    index_t n_ = 0;
+    SgdCoeffs sgd_{};
+    AdamCoeffs adam_{};
+    RmspropCoeffs rmsprop_{};
+};
 
 }  // namespace pb

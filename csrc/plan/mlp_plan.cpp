@@ -75,35 +75,52 @@ void MlpPlan<T>::forward(const T* x, index_t batch, T* out) {
     run_forward(x, batch, false, out);
 }
 
+namespace {
+
+// This step's update of one parameter (step: the count after it).
+template <typename T>
+ParamUpdate<T> prepare_update(ParamBuffers<T>& p, const OptimSpec& o, std::int64_t step) {
+    switch (o.kind) {
+        case OptimKind::none:
+            return {};
+        case OptimKind::sgd:
+            return ParamUpdate<T>::sgd(p.value, p.grad, p.state[0], p.n, o.lr, o.momentum, o.dampening,
+                                       o.weight_decay, o.nesterov, step == 1, o.maximize);
+        case OptimKind::adam:
+        case OptimKind::adamw:
+            return ParamUpdate<T>::adam(p.value, p.grad, p.state[0], p.state[1], o.amsgrad ? p.state[2] : nullptr,
+                                        p.n, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
+                                        o.kind == OptimKind::adamw, step, o.maximize);
+        case OptimKind::rmsprop:
+            return ParamUpdate<T>::rmsprop(p.value, p.grad, p.state[0], o.centered ? p.state[1] : nullptr,
+                                           o.momentum > 0 ? p.state[2] : nullptr, p.n, o.lr, o.alpha, o.eps,
+                                           o.weight_decay, o.momentum, o.centered, o.maximize);
+    }
+    return {};
+}
+
+// The update of a weight (row-major, `cols` wide) applied to one finished
+// block of its gradient: the dW GEMM's tile hook.
+template <typename T>
+struct BlockUpdate {
+    const ParamUpdate<T>* update;
+    index_t cols;
+
+    static void run(const void* ctx, index_t i0, index_t rows, index_t j0, index_t n) {
+        const BlockUpdate& b = *static_cast<const BlockUpdate*>(ctx);
+        if (n == b.cols) return b.update->apply(i0 * b.cols, rows * b.cols);  // whole rows: one range
+        for (index_t i = i0; i < i0 + rows; ++i) b.update->apply(i * b.cols + j0, n);
+    }
+};
+
+}  // namespace
+
 template <typename T>
 void MlpPlan<T>::update(ParamBuffers<T>& p, const OptimSpec& o) {
     // The count moves only once the update has happened (a kernel may refuse).
     const std::int64_t step = p.step + 1;
-    apply_update(p, o, step);
+    prepare_update(p, o, step).apply_all();
     p.step = step;
-}
-
-template <typename T>
-void MlpPlan<T>::apply_update(ParamBuffers<T>& p, const OptimSpec& o, std::int64_t step) {
-    switch (o.kind) {
-        case OptimKind::none:
-            return;
-        case OptimKind::sgd:
-            sgd_update<T>(p.value, p.grad, p.state[0], p.n, o.lr, o.momentum, o.dampening, o.weight_decay,
-                          o.nesterov, step == 1, o.maximize);
-            return;
-        case OptimKind::adam:
-        case OptimKind::adamw:
-            adam_update<T>(p.value, p.grad, p.state[0], p.state[1], o.amsgrad ? p.state[2] : nullptr, p.n, o.lr,
-                           o.beta1, o.beta2, o.eps, o.weight_decay, o.kind == OptimKind::adamw, step,
-                           o.maximize);
-            return;
-        case OptimKind::rmsprop:
-            rmsprop_update<T>(p.value, p.grad, p.state[0], o.centered ? p.state[1] : nullptr,
-                              o.momentum > 0 ? p.state[2] : nullptr, p.n, o.lr, o.alpha, o.eps, o.weight_decay,
-                              o.momentum, o.centered, o.maximize);
-            return;
-    }
 }
 
 template <typename T>
@@ -139,16 +156,23 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
     }
 
     // Backward, updating each layer as soon as its gradients are complete:
-    // dx uses W_l before the update, so it is computed first.
+    // dx uses W_l before the update, so dense_backward computes it first; W_l
+    // is then updated block by block as the dW GEMM writes each block back.
+    // Every element gets the arithmetic of a whole-tensor update.
     for (size_t l = layers_.size(); l-- > 0;) {
         const LayerSpec& s = layers_[l];
         const T* x_l = l == 0 ? x : y_[l - 1].data();
         const T* saved = derivative_uses_output(s.act, s.params) ? y_[l].data() : z_[l].data();
         T* dx = l == 0 ? nullptr : dx_.data();
-        dense_backward<T>(dy_.data(), saved, x_l, weights_[l].value, batch, s.in, s.out, s.act, s.params, dx,
-                          false, weights_[l].grad, false, s.has_bias ? biases_[l].grad : nullptr, false,
-                          g_.data());
-        update(weights_[l], opt);
+        ParamBuffers<T>& w = weights_[l];
+        const std::int64_t w_step = w.step + 1;
+        const ParamUpdate<T> w_update = prepare_update(w, opt, w_step);  // throws before anything changes
+        const BlockUpdate<T> w_blocks{&w_update, s.out};
+        TileHook hook;
+        if (!w_update.empty()) hook = TileHook{&BlockUpdate<T>::run, &w_blocks};
+        dense_backward<T>(dy_.data(), saved, x_l, w.value, batch, s.in, s.out, s.act, s.params, dx, false, w.grad,
+                          false, s.has_bias ? biases_[l].grad : nullptr, false, g_.data(), hook);
+        w.step = w_step;
         if (s.has_bias) update(biases_[l], opt);
         if (dx != nullptr) std::swap(dy_, dx_);
     }

@@ -9,8 +9,9 @@
 //   backward  for l = last .. first:
 //               g = dy * act'(saved); db = sum_rows g  (one pass)
 //               dx = g W_l^T                           (before W_l changes)
-//               dW = x_l^T g
-//               update W_l, b_l in place             as soon as their gradients exist
+//               dW = x_l^T g, and W_l updated block by block in this GEMM's
+//                    write-back, while each block of dW is in cache
+//               update b_l
 //
 // Parameters, gradients and optimiser state live in memory owned by Python
 // (one flat aligned buffer that the Parameters are views of), so changes made
@@ -80,7 +81,6 @@ private:
     void reserve(index_t batch);
     void run_forward(const T* x, index_t batch, bool training, T* out_last);
     void update(ParamBuffers<T>& p, const OptimSpec& opt);
-    void apply_update(ParamBuffers<T>& p, const OptimSpec& opt, std::int64_t step);
 
     std::vector<LayerSpec> layers_;
     LossKind loss_;

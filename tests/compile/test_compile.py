@@ -78,6 +78,24 @@ def test_compiled_training_equals_eager_bit_for_bit(opt_name, dtype, isa):
             np.testing.assert_array_equal(np.asarray(v), np.asarray(s2["state"][k][key]), err_msg=key)
 
 
+@pytest.mark.parametrize("opt_name", ["sgd_nesterov_wd", "adam_amsgrad", "adamw", "rmsprop_centered_momentum"])
+def test_block_by_block_update_equals_eager_on_blocked_threaded_gemms(opt_name, dtype, isa, threads):
+    # The compiled step updates each weight block by block in the dW GEMM's
+    # write-back. With these sizes the dW GEMMs run blocked on the thread
+    # pool: 784 x 96 and 700 x 10 split their rows (blocks of whole rows),
+    # 96 x 700 its columns (blocks of row segments), and k = 300 rows of the
+    # batch makes two k-blocks, so a block must be updated only once complete.
+    sizes = (784, 96, 700, 10)
+    m1, m2 = make_mlp(2, dtype, sizes=sizes), make_mlp(2, dtype, sizes=sizes)
+    o1, o2 = OPTIMIZERS[opt_name](m1.parameters()), OPTIMIZERS[opt_name](m2.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    step = pb.compile(m2, loss_fn, o2)
+    x, y = data(dtype, batch=300, n_in=784, n_out=10, seed=3)
+    for _ in range(3):
+        assert eager_step(m1, loss_fn, o1, x, y) == step(x, y)
+    assert_same_models(m1, m2)
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: getattr(a, "__name__", "param"))
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce_with_logits", "sum"])
 def test_every_activation_and_loss(act, loss, dtype):
