@@ -155,41 +155,31 @@ void apply_epilogue(const Problem<T>& p, index_t i0, index_t rows, index_t j0, i
     if (e.tile.fn != nullptr) e.tile.fn(e.tile.ctx, i0, rows, j0, cols);
 }
 
-// All of B packed at once, for a row split: every thread reads all of B, and
-// a thread claims rows a chunk at a time, so packing B per claim would repeat
-// it. Blocks are stored column block by column block (nc wide, padded to nr),
-// k-block by k-block within each, as run_block walks them.
-inline index_t packed_b_offset(index_t k, index_t jc, index_t pc, index_t nc, index_t nr) {
-    return jc * k + pc * ceil_div(nc, nr) * nr;  // column blocks before jc are full: nc a multiple of nr
-}
-
-// Up to this many bytes of B are packed once and shared (larger: each thread
-// packs what it reads, over a static split).
-constexpr double kSharedPackBytes = 4.0 * 1024 * 1024;
-
+// One block of B (kc x nc, a k-block of a column block), packed once into the
+// calling thread's buffer and read by every thread of a row split (BLIS's loop
+// 3 in parallel): the threads then claim rows of C in chunks, each packing
+// only its own rows of A, and no operand is packed twice.
 template <typename T>
-const T* pack_whole_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern) {
-    const BlockSizes& bs = kern.bs;
-    const index_t NR = bs.nr;
-    T* dst = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(p.k * ceil_div(p.n, NR) * NR)));
-    // One task per (column block, k-block); a copy counts as 4 flops an element.
-    const index_t n_jc = ceil_div(p.n, bs.nc), n_pc = ceil_div(p.k, plan.kc);
-    parallel_for(n_jc * n_pc, 4.0 * static_cast<double>(p.k) * static_cast<double>(p.n), [&](index_t t0, index_t t1) {
-        for (index_t t = t0; t < t1; ++t) {
-            const index_t jc = t / n_pc * bs.nc, pc = t % n_pc * plan.kc;
-            const index_t nc = imin(bs.nc, p.n - jc), kc = imin(plan.kc, p.k - pc);
-            kern.pack_b(kc, nc, p.b + pc * p.rs_b + jc * p.cs_b, p.rs_b, p.cs_b,
-                        dst + packed_b_offset(p.k, jc, pc, nc, NR));
-        }
+const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_t jc, index_t nc, index_t pc,
+                             index_t kc) {
+    const index_t NR = kern.bs.nr, panels = ceil_div(nc, NR);
+    T* dst = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(panels * NR * kc)));
+    // A copy streams memory: it counts as 32 flops an element, so from 64k
+    // elements on both threads pack.
+    parallel_for(panels, 32.0 * static_cast<double>(kc) * static_cast<double>(nc), [&](index_t t0, index_t t1) {
+        kern.pack_b(kc, imin(t1 * NR, nc) - t0 * NR, p.b + pc * p.rs_b + (jc + t0 * NR) * p.cs_b, p.rs_b, p.cs_b,
+                    dst + t0 * NR * kc);
     });
     return dst;
 }
 
-// Loops 5, 4, 3 over the block C[i0:i1, j0:j1] (j0 a multiple of nr, i0 of mr).
-// `b_packed`: all of B packed by pack_whole_b (shared by the threads), or null.
+// Loops 5, 4, 3 over the block C[i0:i1, j0:j1] (j0 a multiple of nr, i0 of mr)
+// and the k-blocks starting in [k0, k1) (k0 a multiple of kc). `b_packed`:
+// null, or the packed B block of a single column block and k-block
+// (pack_shared_b_block), shared by the threads.
 template <typename T>
 void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, index_t i0, index_t i1, index_t j0,
-               index_t j1, const T* b_packed) {
+               index_t j1, index_t k0, index_t k1, const T* b_packed) {
     const BlockSizes& bs = kern.bs;
     const index_t MR = bs.mr, NR = bs.nr;
     T* pack_a = nullptr;
@@ -208,7 +198,7 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
     g.alpha = p.alpha;
     for (index_t jc = j0; jc < j1; jc += bs.nc) {  // loop 5: column blocks
         const index_t nc = imin(bs.nc, j1 - jc);
-        for (index_t pc = 0; pc < p.k; pc += plan.kc) {  // loop 4: k-blocks
+        for (index_t pc = k0; pc < k1; pc += plan.kc) {  // loop 4: k-blocks
             const index_t kc = imin(plan.kc, p.k - pc);
             // Apply beta only on the first k-block; later k-blocks add to C.
             g.beta = pc == 0 ? p.beta : T(1);
@@ -222,11 +212,10 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
             if (b_per_panel) {
                 // packed in loop 3
             } else if (b_packed != nullptr) {
-                const T* blk = b_packed + packed_b_offset(p.k, jc, pc, nc, NR);
-                g.b = blk;
+                g.b = b_packed;
                 g.b_rs = NR;
                 g.b_ps = NR * kc;
-                g.b_edge = blk + n_full * kc;
+                g.b_edge = b_packed + n_full * kc;
             } else if (plan.pack_b) {
                 kern.pack_b(kc, nc, b_blk, p.rs_b, p.cs_b, pack_b);
                 g.b = pack_b;
@@ -350,19 +339,40 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // Split C into whole micro-panels, never k. Splitting n makes every thread
     // read all of A, splitting m all of B: split the side that duplicates the
     // smaller operand (m x k vs k x n), as long as it has tiles to share.
-    // Threads claim tiles in chunks (thread_pool.h); an operand that each
-    // claim would pack again is packed once and shared (B, row split) or
-    // else the split stays static (A packed per column range).
-    if ((p.n >= p.m && tiles_n >= 2) || tiles_m < 2) {
+    // Threads claim tiles in chunks (thread_pool.h), so what a claim packs
+    // must not be packed again by the next claim:
+    // - a column split packs B per column (or reads it in place) and reads A
+    //   in place;
+    // - a row split with packed B packs each B block once, shared, then the
+    //   threads claim rows, each packing its own rows of A. Large GEMMs whose
+    //   A is packed take this path even when n >= m (A is then packed once in
+    //   all, not once per thread).
+    const bool threaded = get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread;
+    const bool rows_shared_b = threaded && plan.pack_b && tiles_m >= 8 && (plan.pack_a || p.n < p.m || tiles_n < 2);
+    if (rows_shared_b) {
+        // Claims of at least 12 micro-panels of rows (72 float rows) keep each
+        // B micro-panel reused a dozen times from L1 before the next.
+        constexpr index_t kRowGrain = 12;
+        for (index_t jc = 0; jc < p.n; jc += kern.bs.nc) {
+            const index_t nc = imin(kern.bs.nc, p.n - jc);
+            for (index_t pc = 0; pc < p.k; pc += plan.kc) {
+                const index_t kc = imin(plan.kc, p.k - pc);
+                const T* b_blk = pack_shared_b_block(p, kern, jc, nc, pc, kc);
+                const double blk_work = 2.0 * static_cast<double>(p.m) * static_cast<double>(nc) * static_cast<double>(kc);
+                parallel_for(tiles_m, blk_work, kRowGrain, [&](index_t t0, index_t t1) {
+                    run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), jc, jc + nc, pc, pc + kc, b_blk);
+                });
+            }
+        }
+    } else if ((p.n >= p.m && tiles_n >= 2) || tiles_m < 2) {
+        // (A packed here only on one thread or with few rows: static split.)
         parallel_for(tiles_n, work, plan.pack_a ? kStaticSplit : 1, [&](index_t t0, index_t t1) {
-            run_block<T>(p, plan, kern, 0, p.m, t0 * NR, imin(t1 * NR, p.n), nullptr);
+            run_block<T>(p, plan, kern, 0, p.m, t0 * NR, imin(t1 * NR, p.n), 0, p.k, nullptr);
         });
     } else {
-        const bool share_b = plan.pack_b && get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread &&
-                             static_cast<double>(p.k) * static_cast<double>(p.n) * sizeof(T) <= kSharedPackBytes;
-        const T* b_packed = share_b ? pack_whole_b(p, plan, kern) : nullptr;
-        parallel_for(tiles_m, work, plan.pack_b && !share_b ? kStaticSplit : 1, [&](index_t t0, index_t t1) {
-            run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), 0, p.n, b_packed);
+        // (B packed here only on one thread or with few rows: static split.)
+        parallel_for(tiles_m, work, plan.pack_b ? kStaticSplit : 1, [&](index_t t0, index_t t1) {
+            run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), 0, p.n, 0, p.k, nullptr);
         });
     }
 }
