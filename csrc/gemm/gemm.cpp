@@ -358,8 +358,9 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
             for (index_t pc = 0; pc < p.k; pc += plan.kc) {
                 const index_t kc = imin(plan.kc, p.k - pc);
                 const T* b_blk = pack_shared_b_block(p, kern, jc, nc, pc, kc);
-                const double blk_work = 2.0 * static_cast<double>(p.m) * static_cast<double>(nc) * static_cast<double>(kc);
-                parallel_for(tiles_m, blk_work, kRowGrain, [&](index_t t0, index_t t1) {
+                // (The whole GEMM's work decides the threads, as for the other
+                // splits: a narrow C, n = 10, is worth two threads in all.)
+                parallel_for(tiles_m, work, kRowGrain, [&](index_t t0, index_t t1) {
                     run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), jc, jc + nc, pc, pc + kc, b_blk);
                 });
             }
