@@ -126,12 +126,7 @@ ParamUpdate<T> ParamUpdate<T>::sgd(T* p, const T* grad, T* buf, index_t n, doubl
     if (n > 0 && momentum != 0 && !buf) throw std::invalid_argument("sgd_update: momentum != 0 needs a momentum buffer");
     if (nesterov && (momentum <= 0 || dampening != 0))
         throw std::invalid_argument("sgd_update: Nesterov momentum requires a momentum and zero dampening");
-    ParamUpdate u;
-    u.kind_ = Kind::sgd;
-    u.p_ = p;
-    u.grad_ = grad;
-    u.state_[0] = buf;
-    u.n_ = n;
+    ParamUpdate u(Kind::sgd, p, grad, buf, nullptr, nullptr, n);
     u.sgd_ = SgdCoeffs{lr, momentum, 1.0 - dampening, weight_decay, nesterov, first_step, maximize};
     return u;
 }
@@ -141,14 +136,7 @@ ParamUpdate<T> ParamUpdate<T>::adam(T* p, const T* grad, T* m, T* v, T* vmax, in
                                     double beta2, double eps, double weight_decay, bool decoupled,
                                     std::int64_t step, bool maximize) {
     if (step < 1) throw std::invalid_argument("adam_update: step must be >= 1 (it counts this update)");
-    ParamUpdate u;
-    u.kind_ = Kind::adam;
-    u.p_ = p;
-    u.grad_ = grad;
-    u.state_[0] = m;
-    u.state_[1] = v;
-    u.state_[2] = vmax;
-    u.n_ = n;
+    ParamUpdate u(Kind::adam, p, grad, m, v, vmax, n);
     AdamCoeffs& k = u.adam_;
     k.lr_wd_keep = decoupled ? 1.0 - lr * weight_decay : 1.0;
     k.weight_decay = decoupled ? 0.0 : weight_decay;
@@ -172,14 +160,7 @@ ParamUpdate<T> ParamUpdate<T>::rmsprop(T* p, const T* grad, T* sq, T* gavg, T* b
                                        bool centered, bool maximize) {
     if (n > 0 && centered && !gavg) throw std::invalid_argument("rmsprop_update: centered needs a grad_avg buffer");
     if (n > 0 && momentum > 0 && !buf) throw std::invalid_argument("rmsprop_update: momentum > 0 needs a momentum buffer");
-    ParamUpdate u;
-    u.kind_ = Kind::rmsprop;
-    u.p_ = p;
-    u.grad_ = grad;
-    u.state_[0] = sq;
-    u.state_[1] = gavg;
-    u.state_[2] = buf;
-    u.n_ = n;
+    ParamUpdate u(Kind::rmsprop, p, grad, sq, gavg, buf, n);
     u.rmsprop_ = RmspropCoeffs{lr, alpha, 1.0 - alpha, eps, weight_decay, momentum, centered, maximize};
     return u;
 }

@@ -59,6 +59,9 @@ public:
 
 private:
     enum class Kind { none, sgd, adam, rmsprop };
+    ParamUpdate(Kind kind, T* p, const T* grad, T* s0, T* s1, T* s2, index_t n)
+        : kind_(kind), p_(p), grad_(grad), state_{s0, s1, s2}, n_(n) {}
+
     Kind kind_ = Kind::none;
     T* p_ = nullptr;
     const T* grad_ = nullptr;
