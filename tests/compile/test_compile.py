@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import pybackprop as pb
-from pybackprop import _core
 
 nn = pb.nn
 

@@ -1,6 +1,8 @@
 """pybackprop._core.dense_forward / dense_backward against a float64 numpy
 composition of the same steps, and the backward against finite differences."""
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,62 +10,15 @@ from hypothesis import given, settings, strategies as st
 
 from pybackprop import _core
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared float64 references
+from activation_reference import ref_forward, ref_grad  # noqa: E402
+
 ACTS = ["identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softplus"]
 EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-C_GELU = math.sqrt(2.0 / math.pi)
 
 
 def params(act):
     return dict(alpha=1.0 if act == "elu" else 0.01, beta=1.0, threshold=20.0)
-
-
-def act_ref(act, z, alpha, beta, threshold):
-    if act == "identity":
-        return z
-    if act == "relu":
-        return np.maximum(z, 0.0)
-    if act == "leaky_relu":
-        return np.where(z > 0, z, alpha * z)
-    if act == "elu":
-        return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0.0)))
-    if act == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-    if act == "tanh":
-        return np.tanh(z)
-    if act == "gelu":
-        return 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0)))
-    if act == "gelu_tanh":
-        return 0.5 * z * (1.0 + np.tanh(C_GELU * (z + 0.044715 * z ** 3)))
-    if act == "softplus":
-        bz = beta * z
-        return np.where(bz > threshold, z, np.logaddexp(0.0, bz) / beta)
-    raise AssertionError(act)
-
-
-def dact_ref(act, z, alpha, beta, threshold):
-    if act == "identity":
-        return np.ones_like(z)
-    if act == "relu":
-        return (z > 0).astype(np.float64)
-    if act == "leaky_relu":
-        return np.where(z > 0, 1.0, alpha)
-    if act == "elu":
-        return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0.0)))
-    if act == "sigmoid":
-        s = 0.5 * (1.0 + np.tanh(0.5 * z))
-        return s * (1.0 - s)
-    if act == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if act == "gelu":
-        return 0.5 * (1.0 + _erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    if act == "gelu_tanh":
-        t = np.tanh(C_GELU * (z + 0.044715 * z ** 3))
-        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * C_GELU * (1.0 + 3 * 0.044715 * z * z)
-    if act == "softplus":
-        bz = beta * z
-        return np.where(bz > threshold, 1.0, 0.5 * (1.0 + np.tanh(0.5 * bz)))
-    raise AssertionError(act)
 
 
 def make(rng, dtype, m, k, n, with_bias):
@@ -93,7 +48,7 @@ def test_forward(isa, dtype, rng, act, with_bias, shape):
     scale = np.abs(x64) @ np.abs(w64) + (np.abs(b.astype(np.float64)) if b is not None else 0.0)
     tol_z = 2 * (k + 4) * EPS[dtype] * scale + 1e-300
     assert np.all(np.abs(z - zr) <= tol_z)
-    yr = act_ref(act, zr, **p)
+    yr = ref_forward(act, zr, **p)
     tol_y = 8 * tol_z + 64 * EPS[dtype] * (np.abs(yr) + 1e-3)
     assert np.all(np.abs(y - yr) <= tol_y)
 
@@ -115,7 +70,7 @@ def test_backward(isa, threads, dtype, rng, act, accumulate, shape):
     dx, dw, db = _core.dense_backward(dy, saved, x, w, act, dw_out=dw_out, db_out=db_out, **p)
     if accumulate:
         assert dw is dw_out and db is db_out
-    g = dy.astype(np.float64) * dact_ref(act, z.astype(np.float64), **p)
+    g = dy.astype(np.float64) * ref_grad(act, z.astype(np.float64), **p)
     x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), np.abs(dy.astype(np.float64))
     e = EPS[dtype]
     # f'(.) from a rounded saved value (1 - y^2 near saturation): a few eps of |dy| per term
@@ -234,11 +189,11 @@ def test_property_forward_backward(m, k, n, act, f64, seed):
     y, z = _core.dense_forward(x, w, b, act, save_preact=True, **p)
     zr = x.astype(np.float64) @ w + b
     np.testing.assert_allclose(z, zr, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(y, act_ref(act, zr, **p), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, ref_forward(act, zr, **p), rtol=1e-4, atol=1e-4)
     dy = rng.standard_normal((m, n)).astype(dtype)
     saved = y if _core.derivative_uses_output(act, alpha=p["alpha"]) else z
     dx, dw, db = _core.dense_backward(dy, saved, x, w, act, **p)
-    g = dy * dact_ref(act, z.astype(np.float64), **p)
+    g = dy * ref_grad(act, z.astype(np.float64), **p)
     np.testing.assert_allclose(dx, g @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw, x.T.astype(np.float64) @ g, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(db, g.sum(0), rtol=1e-4, atol=1e-4)

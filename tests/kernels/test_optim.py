@@ -233,7 +233,7 @@ def test_aliased_buffers_rejected(dtype):
     p = np.ones(8, dtype)
     g = np.full(8, 0.5, dtype)
     big = np.zeros(16, dtype)
-    m, v, x = np.zeros(8, dtype), np.zeros(8, dtype), np.zeros(8, dtype)
+    m, v = np.zeros(8, dtype), np.zeros(8, dtype)
     with pytest.raises(ValueError, match=r"\bp\b.*\bbuf\b|\bbuf\b.*\bp\b"):
         _core.sgd_update(p, g, p[:], lr=0.1, momentum=0.9)
     with pytest.raises(ValueError, match=r"buf"):
