@@ -15,6 +15,7 @@ plan.cpp); _bindings/step.pxi is the per-call path of pb.compile's step and
 inference, which calls those plans' C++ directly.
 """
 import sys
+import types
 
 import numpy as np
 cimport numpy as cnp

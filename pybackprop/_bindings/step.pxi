@@ -53,11 +53,55 @@ cdef class _NativePlan:
         return cnp.PyArray_DIM(a, 0)
 
 
-cdef bint _same_arrays(tuple params, tuple values):
+# ------------------------------------------------------------- tensor slots
+# Tensor keeps ``data``, ``grad`` and ``_vc`` in __slots__: each is an object
+# pointer at a fixed offset in the instance, recorded by its member descriptor.
+# A step reads three of them per parameter; reading at the offset is a load
+# where getattr is a type lookup and a descriptor call (~15 ns each, a tenth of
+# a tiny network's step). It is used only when every parameter's class
+# resolves the three names to Tensor's own descriptors (checked once per
+# capture), so a subclass that redefines one still goes through getattr.
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+cdef class _TensorSlots:
+    """Offsets of a parameter tuple's data, grad and _vc slots (all -1: use getattr)."""
+    cdef readonly object params
+    cdef readonly Py_ssize_t data, grad, vc
+
+    def __cinit__(self, tuple params):
+        from pybackprop.tensor import Tensor
+        self.params = params
+        self.data = self.grad = self.vc = -1
+        own = [Tensor.__dict__[name] for name in ("data", "grad", "_vc")]
+        if not all(type(d) is types.MemberDescriptorType for d in own):
+            return
+        for p in params:
+            if any(getattr(type(p), name, None) is not d for name, d in zip(("data", "grad", "_vc"), own)):
+                return
+        self.data, self.grad, self.vc = [(<PyMemberDescrObject*>d).d_member.offset for d in own]
+
+
+cdef inline PyObject* _slot(object obj, Py_ssize_t offset):
+    """The object in obj's slot at this offset (borrowed; NULL if never set)."""
+    return (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+
+
+cdef _TensorSlots _slots_of(_TensorSlots cached, tuple params):
+    return cached if cached is not None and cached.params is params else _TensorSlots(params)
+
+
+cdef bint _same_arrays(tuple params, tuple values, _TensorSlots slots):
     """Every Parameter still holds the array captured for it (p.data = ... re-captures)."""
     cdef Py_ssize_t i
     for i in range(len(params)):
-        if params[i].data is not values[i]:
+        if slots.data >= 0:
+            if _slot(params[i], slots.data) != <PyObject*>values[i]:
+                return False
+        elif params[i].data is not values[i]:
             return False
     return True
 
@@ -72,6 +116,7 @@ cdef class CompiledStepBase:
     cdef public index_t _n_in, _n_out
     # The C++ objects behind _plan and _spec, fetched once per capture.
     cdef _NativePlan _native
+    cdef _TensorSlots _slots
     cdef object _native_spec_owner
     cdef OptimSpec* _native_spec
 
@@ -108,7 +153,8 @@ cdef class CompiledStepBase:
         plan = self._plan
         if plan is None or self._pending_state or self.model.training != self._training:
             return self._call(x, y)
-        if not _same_arrays(self._params, self._values):   # replaced from Python: capture again
+        self._slots = _slots_of(self._slots, self._params)
+        if not _same_arrays(self._params, self._values, self._slots):   # replaced from Python: capture again
             return self._call(x, y)
         if not self._hp_unchanged():                   # a scheduler or the user changed a setting
             return self._call(x, y)
@@ -136,23 +182,35 @@ cdef class CompiledStepBase:
             else:
                 loss = p64.train_step(<const double*>xp, batch, yp, spec[0])
 
-        self._publish_step()
+        self._publish()
         return loss
 
-    cpdef _publish_step(self):
-        """What an eager step leaves behind, after a compiled one: each parameter's
-        .grad is its gradient view, a new version of each parameter (its version
-        cell directly), and the optimiser's step counts. Also run by the slow path."""
+    def _publish_step(self):
+        """What an eager step leaves behind, after a compiled one (run by the slow path)."""
+        self._slots = _slots_of(self._slots, self._params)
+        self._publish()
+
+    cdef _publish(self):
+        """Each parameter's .grad is its gradient view, a new version of each
+        parameter (its version cell directly), and the optimiser's step counts."""
         cdef Py_ssize_t i, n
         cdef list vc
+        cdef PyObject* v
+        cdef _TensorSlots slots = self._slots
         params, grads = self._params, self._grad_tensors
         n = len(params)
         for i in range(n):
             p = params[i]
             g = grads[i]
-            if p.grad is not g:
-                p.grad = g
-            vc = p._vc
+            if slots.grad >= 0:
+                if _slot(p, slots.grad) != <PyObject*>g:
+                    p.grad = g
+                v = _slot(p, slots.vc)
+                vc = <list?>(<object>v) if v != NULL else p._vc
+            else:
+                if p.grad is not g:
+                    p.grad = g
+                vc = p._vc
             vc[0] = vc[0] + 1
         if self._counts_steps:
             state = self.optimizer.state
@@ -171,12 +229,16 @@ cdef class CompiledModelBase:
     cdef public tuple _params, _values
     cdef public index_t _n_in, _n_out
     cdef _NativePlan _native
+    cdef _TensorSlots _slots
 
     def __call__(self, x):
         cdef index_t batch
         cdef cnp.npy_intp dims[2]
         plan = self._plan
-        if plan is None or not _same_arrays(self._params, self._values):
+        if plan is None:
+            return self._call(x)
+        self._slots = _slots_of(self._slots, self._params)
+        if not _same_arrays(self._params, self._values, self._slots):
             return self._call(x)
         if self._native is None or self._native.owner is not plan:
             self._native = _NativePlan(plan, self.dtype, self._n_in, self._n_out)

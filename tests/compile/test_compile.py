@@ -349,6 +349,68 @@ def test_steady_state_steps_take_the_c_fast_path_and_match_eager(monkeypatch, dt
     assert_same_models(m_c, m_e)
 
 
+class CountedParameter(nn.Parameter):
+    """A Parameter whose class redefines ``data`` and ``grad``: the fast path must go
+    through these properties, not read Tensor's slots behind their back."""
+    __slots__ = ("reads",)
+
+    def __init__(self, data):
+        self.reads = 0
+        super().__init__(data)
+
+    @property
+    def data(self):
+        self.reads += 1
+        return pb.Tensor.data.__get__(self)
+
+    @data.setter
+    def data(self, value):
+        pb.Tensor.data.__set__(self, value)
+
+    @property
+    def grad(self):
+        self.reads += 1
+        return pb.Tensor.grad.__get__(self)
+
+    @grad.setter
+    def grad(self, value):
+        pb.Tensor.grad.__set__(self, value)
+
+
+@pytest.mark.parametrize("parameter_class", ["Parameter", "subclass redefining data and grad"])
+def test_fast_path_leaves_grads_and_versions_as_an_eager_step_does(parameter_class, dtype):
+    """What the C fast path publishes after each step -- p.grad, p._version -- equals the
+    eager step's, for plain Parameters (read at their slots) and for a subclass whose
+    properties must be used; replacing p.data or p.grad from Python is seen either way."""
+    models = [make_mlp(23, dtype), make_mlp(23, dtype)]
+    if parameter_class != "Parameter":
+        for m in models:
+            for layer in (m[0], m[2]):
+                layer.weight = CountedParameter(layer.weight.data)
+    m_c, m_e = models
+    opt_c, opt_e = pb.optim.SGD(m_c.parameters(), lr=0.1), pb.optim.SGD(m_e.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    step = pb.compile(m_c, loss_fn, opt_c)
+    x, y = data(dtype)
+    for i in range(3):
+        assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    versions = [p._version for p in m_c.parameters()]
+    reads = m_c[0].weight.reads if parameter_class != "Parameter" else None
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert [p._version for p in m_c.parameters()] == [v + 1 for v in versions]
+    if reads is not None:
+        assert m_c[0].weight.reads > reads          # the properties were used
+    assert_same_models(m_c, m_e)
+    for p in m_c.parameters():                       # p.grad dropped from Python comes back
+        p.grad = None
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert_same_models(m_c, m_e)
+    for m in (m_c, m_e):                             # replaced arrays are what the next step uses
+        m[2].weight.data = m[2].weight.data * 0.5
+    assert step(x, y) == eager_step(m_e, loss_fn, opt_e, x, y)
+    assert_same_models(m_c, m_e)
+
+
 def test_inference_fast_path_is_taken_for_plain_arrays(monkeypatch, dtype):
     from pybackprop.compile import CompiledModel
     slow = []
