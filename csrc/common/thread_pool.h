@@ -10,10 +10,11 @@
 //   next) and claims it a chunk at a time; a thread that finishes early takes
 //   chunks from the back of the others' shares. On a virtual machine whose two
 //   cores often run at different speeds, a static split waits for the slower
-//   one; this way the faster does more. A kernel never splits a reduction
-//   dimension over tasks, and a task's result does not depend on which thread
-//   runs it or with which neighbours, so results are bit-identical for any
-//   thread count and any schedule.
+//   one; this way the faster does more. A kernel splits a reduction only
+//   into blocks fixed by the shape (never by the thread count) whose partial
+//   sums it adds in a fixed order, and a task's result does not depend on
+//   which thread runs it or with which neighbours, so results are
+//   bit-identical for any thread count and any schedule.
 // - If the pool is busy (another Python thread is inside a kernel), the caller
 //   runs its whole range itself: kernels are safe to call concurrently.
 #pragma once

@@ -436,29 +436,51 @@ void pack_b_f64_impl(index_t k, index_t n, const double* b, index_t rs, index_t 
     }
 }
 
-// One row of C (m == 1). B streams from L2 at most once per pass, so the
-// kernel is bound by load bandwidth: each pass over k keeps NV <= 8 vector
-// accumulators in registers (64 floats / 32 doubles of C), with NV and the
-// masked column tail fixed at compile time so nothing spills to the stack.
-//
-// row_pass: c[0, w) for w in ((NV-1)W, NV W]; MASKED: the last vector is partial.
+// One row of C (m == 1). B streams from L2 once, so the kernel is bound by
+// how fast its lines reach L1. A strip of up to 64 floats / 32 doubles of C
+// lives in NV <= 8 vector accumulators (NV and the masked column tail fixed
+// at compile time so nothing spills). The strips of a chunk of up to four take
+// turns every kRowBlock rows of B, carrying their accumulators in a small
+// stack buffer (exact: the sum over k still runs in order from zero): the
+// rows are then read nearly whole while they are fresh in L1, instead of
+// streaming every row once per strip (784 x 128 float on Zen 4, one core:
+// 4.6 -> 4.1 us for the kernel alone).
+constexpr index_t kRowBlock = 32;
+constexpr int kRowStrips = 4;
+
+// Rows [0, k) of one strip of width w in ((NV-1)W, NV W]: acc = carry (or 0
+// if first) + sum_p a[p] B(p, 0:w); then save it in carry, or, if last, write
+// back alpha acc + beta c. MASKED: the strip's last vector is partial.
 template <class R, int NV, bool MASKED>
 void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
-              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
+              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c, typename R::T* carry,
+              bool first, bool last) {
     using V = typename R::V;
     constexpr index_t W = R::W;
-    const __m256i last = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
+    const __m256i tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
     V acc[NV];
-    for (int v = 0; v < NV; ++v) acc[v] = R::zero();
+    if (first)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[v] = R::zero();
+    else
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[v] = R::load(carry + v * W);
     for (index_t p = 0; p < k; ++p) {
         const V ap = R::set1(a[p * inc_a]);
         const typename R::T* bp = b + p * rs_b;
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v)
-            acc[v] = R::fmadd(ap, MASKED && v == NV - 1 ? R::maskload(bp + v * W, last) : R::load(bp + v * W), acc[v]);
+            acc[v] = R::fmadd(ap, MASKED && v == NV - 1 ? R::maskload(bp + v * W, tail) : R::load(bp + v * W), acc[v]);
+    }
+    if (!last) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) R::store(carry + v * W, acc[v]);
+        return;
     }
     const V va = R::set1(alpha), vb = R::set1(beta);
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-        const __m256i mask = MASKED && v == NV - 1 ? last : R::all();
+        const __m256i mask = MASKED && v == NV - 1 ? tail : R::all();
         V r = R::mul(va, acc[v]);
         if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * W, mask), r);
         R::maskstore(c + v * W, mask, r);
@@ -468,8 +490,8 @@ void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a,
 template <class R>
 void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
               const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
-    using Pass = void (*)(index_t, index_t, typename R::T, const typename R::T*, index_t, const typename R::T*, index_t,
-                          typename R::T, typename R::T*);
+    using T = typename R::T;
+    using Pass = void (*)(index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*, T*, bool, bool);
     static constexpr Pass kFull[8] = {row_pass<R, 1, false>, row_pass<R, 2, false>, row_pass<R, 3, false>,
                                       row_pass<R, 4, false>, row_pass<R, 5, false>, row_pass<R, 6, false>,
                                       row_pass<R, 7, false>, row_pass<R, 8, false>};
@@ -477,10 +499,19 @@ void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const type
                                         row_pass<R, 4, true>, row_pass<R, 5, true>, row_pass<R, 6, true>,
                                         row_pass<R, 7, true>, row_pass<R, 8, true>};
     constexpr index_t kCols = 8 * R::W;
-    for (index_t jc = j0; jc < j1; jc += kCols) {
-        const index_t w = j1 - jc < kCols ? j1 - jc : kCols;
-        const index_t nv = (w + R::W - 1) / R::W;
-        (w % R::W ? kMasked : kFull)[nv - 1](w, k, alpha, a, inc_a, b + jc, rs_b, beta, c + jc);
+    alignas(32) T carry[kRowStrips * kCols];
+    for (index_t jc = j0; jc < j1; jc += kRowStrips * kCols) {
+        const index_t chunk_end = imin(j1, jc + kRowStrips * kCols);
+        for (index_t p0 = 0; p0 < k; p0 += kRowBlock) {
+            const index_t rows = imin(kRowBlock, k - p0);
+            T* strip_carry = carry;
+            for (index_t js = jc; js < chunk_end; js += kCols, strip_carry += kCols) {
+                const index_t w = imin(kCols, chunk_end - js);
+                const index_t nv = (w + R::W - 1) / R::W;
+                (w % R::W ? kMasked : kFull)[nv - 1](w, rows, alpha, a + p0 * inc_a, inc_a, b + p0 * rs_b + js, rs_b,
+                                                     beta, c + js, strip_carry, p0 == 0, p0 + rows == k);
+            }
+        }
     }
 }
 

@@ -161,12 +161,15 @@ template <typename T>
 int determinism_suite() {
     int failures = 0;
     const int before = pb::get_num_threads();
-    const index_t shapes[][3] = {{200, 390, 300}, {200, 800, 700}, {700, 40, 300}, {64, 784, 128}};
+    // {m, n, k, layout of B}; m = 1 with a row-major B is the batch-1 row,
+    // whose k-blocks are summed by different threads.
+    const index_t shapes[][4] = {{200, 390, 300, 1}, {200, 800, 700, 1}, {700, 40, 300, 1},
+                                 {64, 784, 128, 1},  {1, 128, 784, 0},   {1, 700, 3000, 0}};
     for (const auto& s : shapes) {
         const index_t m = s[0], n = s[1], k = s[2];
         Rng rng(77);
         Mat<T> a = make_mat<T>(m, k, 0, rng, T(0));
-        Mat<T> b = make_mat<T>(k, n, 1, rng, T(0));
+        Mat<T> b = make_mat<T>(k, n, static_cast<int>(s[3]), rng, T(0));
         std::vector<T> c1(static_cast<std::size_t>(m * n)), c2(c1.size());
         pb::set_num_threads(1);
         pb::gemm<T>(m, n, k, T(1), a.p(), a.rs, a.cs, b.p(), b.rs, b.cs, T(0), c1.data(), n, 1);

@@ -87,11 +87,13 @@ def test_tiny_path_rows_equal_blocked_rows(isa, dtype, rng, beta, shape):
     assert_gemm_close(small, want, scale, k, dtype)
 
 
-# m == 1 (batch-1 inference) has a kernel of its own: passes of up to 8 vectors
-# (64 floats, 32 doubles), full or with a masked last vector.
-@pytest.mark.parametrize("n", [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 200, 256])
+# m == 1 (batch-1 inference) has a kernel of its own: strips of up to 8 vectors
+# (64 floats, 32 doubles), full or with a masked last vector, up to four strips
+# taking turns every 32 rows; k past one k-block (kc = 256) is summed in
+# k-blocks whose partial rows are then added.
+@pytest.mark.parametrize("n", [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 200, 256, 257, 600])
 def test_row_vector_path(isa, threads, dtype, rng, n):
-    for k in (1, 7, 784):
+    for k in (1, 7, 33, 256, 257, 784, 1500):
         run_case(rng, dtype, 1, n, k)
         run_case(rng, dtype, 1, n, k, alpha=-0.5, beta=1.5)
         run_case(rng, dtype, 1, n, k, la="S", lc="S")
