@@ -188,23 +188,26 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
 // count. One k-block (k <= kc) needs no partials: threads split the columns.
 template <typename T>
 void row_product(const Problem<T>& p, const Kernels<T>& kern) {
-    constexpr index_t kChunk = 256;  // columns of a task
-    const index_t kc = make_plan(p, kern.bs).kc, blocks = ceil_div(p.k, kc), chunks = ceil_div(p.n, kChunk);
+    constexpr index_t kCols = 64;  // the unit of a column split
+    const index_t kc = make_plan(p, kern.bs).kc, blocks = ceil_div(p.k, kc);
     const double work = 16.0 * sizeof(T) * static_cast<double>(p.k) * static_cast<double>(p.n);
     if (blocks == 1) {
-        parallel_for(chunks, work, [&](index_t t0, index_t t1) {
-            kern.row(t0 * kChunk, imin(t1 * kChunk, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c);
+        parallel_for(ceil_div(p.n, kCols), work, [&](index_t t0, index_t t1) {
+            kern.row(t0 * kCols, imin(t1 * kCols, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c);
         });
         return;
     }
+    // A task: one k-block over a chunk of at most 4 x 64 columns, the chunks of
+    // a row as equal as whole 64s allow.
+    const index_t chunks = ceil_div(p.n, 4 * kCols), width = kCols * ceil_div(ceil_div(p.n, kCols), chunks);
     // [blocks ones][blocks partial rows of n], in the calling thread's buffer.
     T* ones = static_cast<T*>(tl_row.get(sizeof(T) * static_cast<std::size_t>(blocks * (p.n + 1))));
     T* partial = ones + blocks;
     for (index_t i = 0; i < blocks; ++i) ones[i] = T(1);
     parallel_for(blocks * chunks, work, [&](index_t t0, index_t t1) {
         for (index_t t = t0; t < t1; ++t) {
-            const index_t kb = t / chunks, j0 = (t % chunks) * kChunk, p0 = kb * kc;
-            kern.row(j0, imin(j0 + kChunk, p.n), imin(kc, p.k - p0), T(1), p.a + p0 * p.cs_a, p.cs_a,
+            const index_t kb = t / chunks, j0 = (t % chunks) * width, p0 = kb * kc;
+            kern.row(j0, imin(j0 + width, p.n), imin(kc, p.k - p0), T(1), p.a + p0 * p.cs_a, p.cs_a,
                      p.b + p0 * p.rs_b, p.rs_b, T(0), partial + kb * p.n);
         }
     });
