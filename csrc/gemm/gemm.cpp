@@ -181,8 +181,8 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
 // equal sizes), and each task sums one k-block over a chunk of columns from
 // zero into a partial row. Threads then stream whole rows of B, each from its
 // own L2, rather than half of every row (784 x 128 float on Zen 4, medians of
-// 4 alternating runs: 3.0-3.3 -> 2.9-3.1 us on two threads, 4.7-4.8 -> 4.5-4.6
-// on one). The partial rows are then added in k-block order by the row kernel
+// alternating runs: 3.0-3.3 -> 2.9-3.1 us on two threads over 4, 4.7-4.8 ->
+// 4.5-4.6 on one over 3). The partial rows are then added in k-block order by the row kernel
 // itself (a product of a row of ones with the partials, then the write-back
 // alpha x + beta c), so the sums depend on k and the ISA, never on the thread
 // count. One k-block (k <= kc) needs no partials: threads split the columns.
