@@ -68,14 +68,15 @@ cdef extern from "Python.h":
         PyMemberDef* d_member
 
 cdef class _TensorSlots:
-    """Offsets of a parameter tuple's data, grad and _vc slots (all -1: use getattr)."""
+    """Offsets of a parameter tuple's data, grad and _vc slots, if `direct` (else use getattr)."""
     cdef readonly object params
+    cdef readonly bint direct
     cdef readonly Py_ssize_t data, grad, vc
 
     def __cinit__(self, tuple params):
         from pybackprop.tensor import Tensor
         self.params = params
-        self.data = self.grad = self.vc = -1
+        self.direct = False
         own = [Tensor.__dict__[name] for name in ("data", "grad", "_vc")]
         if not all(type(d) is types.MemberDescriptorType for d in own):
             return
@@ -83,6 +84,7 @@ cdef class _TensorSlots:
             if any(getattr(type(p), name, None) is not d for name, d in zip(("data", "grad", "_vc"), own)):
                 return
         self.data, self.grad, self.vc = [(<PyMemberDescrObject*>d).d_member.offset for d in own]
+        self.direct = True
 
 
 cdef inline PyObject* _slot(object obj, Py_ssize_t offset):
@@ -97,11 +99,13 @@ cdef _TensorSlots _slots_of(_TensorSlots cached, tuple params):
 cdef bint _same_arrays(tuple params, tuple values, _TensorSlots slots):
     """Every Parameter still holds the array captured for it (p.data = ... re-captures)."""
     cdef Py_ssize_t i
-    for i in range(len(params)):
-        if slots.data >= 0:
+    if slots.direct:
+        for i in range(len(params)):
             if _slot(params[i], slots.data) != <PyObject*>values[i]:
                 return False
-        elif params[i].data is not values[i]:
+        return True
+    for i in range(len(params)):
+        if params[i].data is not values[i]:
             return False
     return True
 
@@ -202,7 +206,7 @@ cdef class CompiledStepBase:
         for i in range(n):
             p = params[i]
             g = grads[i]
-            if slots.grad >= 0:
+            if slots.direct:
                 if _slot(p, slots.grad) != <PyObject*>g:
                     p.grad = g
                 v = _slot(p, slots.vc)
