@@ -7,8 +7,9 @@ One extension module, ``pybackprop._core``:
   * ``pybackprop/_bindings/runtime.cpp`` (pybind11) registers the stateful C++
     objects (runtime settings, thread pool) into the same module;
   * every ``csrc/**/*.cpp`` is compiled here by our own step so that files named
-    ``*_avx2.cpp`` (and only those) get ``-mavx2 -mfma``: the wheel runs on any
-    x86-64 CPU and picks the AVX2 kernels at run time. The step is incremental
+    ``*_avx2.cpp`` (and only those) get ``-mavx2 -mfma``, and ``*_avx512.cpp``
+    those and ``-mavx512f -mavx512vl``: the wheel runs on any x86-64 CPU and
+    picks the best kernels at run time. The step is incremental
     per object file and compiles files in parallel.
 """
 import os

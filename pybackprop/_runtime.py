@@ -19,8 +19,8 @@ def _apply_environment():
     requested = os.environ.get("PYBACKPROP_ISA", "").strip().lower()
     if not requested:
         return
-    if requested not in ("generic", "avx2"):
-        raise ValueError(f"PYBACKPROP_ISA={requested!r} is not a SIMD path; use 'generic' or 'avx2'")
+    if requested not in ("generic", "avx2", "avx512"):
+        raise ValueError(f"PYBACKPROP_ISA={requested!r} is not a SIMD path; use 'generic', 'avx2' or 'avx512'")
     if requested not in _core.supported_isas():
         warnings.warn(f"PYBACKPROP_ISA={requested!r}: this CPU cannot run it; using {_core.active_isa()!r}",
                       RuntimeWarning, stacklevel=3)

@@ -32,13 +32,18 @@ CpuFeatures probe() {
     const bool has_osxsave = (c >> 27) & 1;
     const bool has_avx = (c >> 28) & 1;
     if (has_osxsave && has_avx) {
-        // The OS must save XMM (bit 1) and YMM (bit 2) state on context switches.
-        f.os_saves_ymm = (read_xcr0() & 0x6) == 0x6;
+        // The OS must save XMM (bit 1) and YMM (bit 2) state on context
+        // switches; for AVX-512 also opmask (5), ZMM upper halves (6) and
+        // ZMM16-31 (7).
+        const unsigned long long xcr0 = read_xcr0();
+        f.os_saves_ymm = (xcr0 & 0x6) == 0x6;
+        f.os_saves_zmm = (xcr0 & 0xe6) == 0xe6;
     }
     if (__get_cpuid_max(0, nullptr) >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
         f.avx2 = (b >> 5) & 1;
         f.avx512f = (b >> 16) & 1;
+        f.avx512vl = (b >> 31) & 1;
     }
     f.fma = has_fma;
 #endif
@@ -72,7 +77,8 @@ const CpuFeatures& cpu_features() {
 
 Isa best_supported_isa() {
     const CpuFeatures& f = cpu_features();
-    return (f.avx2 && f.fma && f.os_saves_ymm) ? Isa::avx2 : Isa::generic;
+    if (!(f.avx2 && f.fma && f.os_saves_ymm)) return Isa::generic;
+    return (f.avx512f && f.avx512vl && f.os_saves_zmm) ? Isa::avx512 : Isa::avx2;
 }
 
 Isa active_isa() { return static_cast<Isa>(isa_slot().load(std::memory_order_relaxed)); }
@@ -89,6 +95,7 @@ const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::generic: return "generic";
         case Isa::avx2: return "avx2";
+        case Isa::avx512: return "avx512";
     }
     return "unknown";
 }
@@ -96,7 +103,8 @@ const char* isa_name(Isa isa) {
 Isa parse_isa(const char* name) {
     if (std::strcmp(name, "generic") == 0) return Isa::generic;
     if (std::strcmp(name, "avx2") == 0) return Isa::avx2;
-    throw std::invalid_argument(std::string("unknown ISA '") + name + "' (expected 'generic' or 'avx2')");
+    if (std::strcmp(name, "avx512") == 0) return Isa::avx512;
+    throw std::invalid_argument(std::string("unknown ISA '") + name + "' (expected 'generic', 'avx2' or 'avx512')");
 }
 
 const char* compiler_name() {

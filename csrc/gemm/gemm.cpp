@@ -64,7 +64,14 @@ private:
 
 thread_local Buffer tl_pack_a, tl_pack_b, tl_row;
 
-// ---- the kernel table, indexed by pb::active_isa()
+// ---- the kernel table, indexed by pb::active_isa(): generic, avx2, and
+// avx512 (the AVX2 kernels but for the row)
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define PB_X86_KERNELS 1
+#else
+#define PB_X86_KERNELS 0
+#endif
 
 template <typename T>
 struct Kernels {
@@ -85,8 +92,12 @@ const Kernels<float>& kernels<float>() {
     static const Kernels<float> table[kNumIsa] = {
         {gemm_detail::kBlocksGenericF32, generic::gemm_tiny_f32, generic::gemm_row_f32, generic::gemm_macro_f32,
          generic::gemm_pack_a_f32, generic::gemm_pack_b_f32},
+#if PB_X86_KERNELS  // elsewhere only the portable path exists (active_isa() is generic)
         {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx2::gemm_row_f32, avx2::gemm_macro_f32,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
+        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx512::gemm_row_f32, avx2::gemm_macro_f32,
+         avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
+#endif
     };
     return table[static_cast<int>(active_isa())];
 }
@@ -96,8 +107,12 @@ const Kernels<double>& kernels<double>() {
     static const Kernels<double> table[kNumIsa] = {
         {gemm_detail::kBlocksGenericF64, generic::gemm_tiny_f64, generic::gemm_row_f64, generic::gemm_macro_f64,
          generic::gemm_pack_a_f64, generic::gemm_pack_b_f64},
+#if PB_X86_KERNELS  // elsewhere only the portable path exists (active_isa() is generic)
         {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx2::gemm_row_f64, avx2::gemm_macro_f64,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
+        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx512::gemm_row_f64, avx2::gemm_macro_f64,
+         avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
+#endif
     };
     return table[static_cast<int>(active_isa())];
 }

@@ -1,10 +1,11 @@
 // AVX2+FMA GEMM kernels: register-tile microkernels (float 6x16, double 6x8),
 // the macro-kernel around them (loops 2 and 1 of the BLIS nest, edge tiles),
-// and the packing routines.
+// the packing routines, and the batch-1 row kernel (row_kernel_x86.h, with
+// strips of 8 vectors).
 //
-// Compiled with -mavx2 -mfma (this file only). ODR rule: no STL, no inline or
-// template code shared with generic files; everything here is in
-// pb::avx2 with internal helpers in an anonymous namespace.
+// Compiled with -mavx2 -mfma (this file only). ODR rule: no STL code, no
+// inline or template code shared with files built for another ISA; everything
+// here is in pb::avx2 with internal helpers in anonymous namespaces.
 //
 // The microkernel reads A by broadcasting single elements, so A may have any
 // strides (packed or straight from the caller's matrix), and B by vector
@@ -17,6 +18,7 @@
 #include <cstring>
 
 #include "gemm/gemm_kernels.h"
+#include "gemm/row_kernel_x86.h"
 
 namespace pb {
 namespace avx2 {
@@ -161,44 +163,15 @@ void ukr_f64(index_t k, const double* a, index_t o1, index_t o2, index_t o3, ind
 
 // ------------------------------------------------------------ vector traits
 
-// The float and double vectors of the short-row and row kernels below.
-struct VecF32 {
-    using T = float;
-    using V = __m256;
-    static constexpr index_t W = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V set1(T x) { return _mm256_set1_ps(x); }
-    static V load(const T* p) { return _mm256_loadu_ps(p); }
-    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+// The float and double vectors of the short-row kernels below: the row
+// kernel's (row_kernel_x86.h) and a broadcast and this file's write-back.
+struct VecF32 : row_kernel::RowF32 {
     static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
-    static V maskload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
-    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
-    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V wb(T* cp, V acc, V va, V vb, int bm) { return wb_f32(cp, acc, va, vb, bm); }
-    static __m256i all() { return _mm256_set1_epi32(-1); }
-    static __m256i tail(index_t r) {  // the first r lanes
-        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    }
 };
-struct VecF64 {
-    using T = double;
-    using V = __m256d;
-    static constexpr index_t W = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V set1(T x) { return _mm256_set1_pd(x); }
-    static V load(const T* p) { return _mm256_loadu_pd(p); }
-    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+struct VecF64 : row_kernel::RowF64 {
     static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
-    static V maskload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
-    static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
-    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V wb(T* cp, V acc, V va, V vb, int bm) { return wb_f64(cp, acc, va, vb, bm); }
-    static __m256i all() { return _mm256_set1_epi64x(-1); }
-    static __m256i tail(index_t r) {
-        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(r)), _mm256_setr_epi64x(0, 1, 2, 3));
-    }
 };
 
 template <typename T> struct VecOf;
@@ -436,85 +409,6 @@ void pack_b_f64_impl(index_t k, index_t n, const double* b, index_t rs, index_t 
     }
 }
 
-// One row of C (m == 1). B streams from L2 once, so the kernel is bound by
-// how fast its lines reach L1. A strip of up to 64 floats / 32 doubles of C
-// lives in NV <= 8 vector accumulators (NV and the masked column tail fixed
-// at compile time so nothing spills). The strips of a chunk of up to four take
-// turns every kRowBlock rows of B, carrying their accumulators in a small
-// stack buffer (exact: the sum over k still runs in order from zero): the
-// rows are then read nearly whole while they are fresh in L1, instead of
-// streaming every row once per strip (784 x 128 float on Zen 4, one core:
-// 4.6 -> 4.1 us for the kernel alone).
-constexpr index_t kRowBlock = 32;
-constexpr int kRowStrips = 4;
-
-// Rows [0, k) of one strip of width w in ((NV-1)W, NV W]: acc = carry (or 0
-// if first) + sum_p a[p] B(p, 0:w); then save it in carry, or, if last, write
-// back alpha acc + beta c. MASKED: the strip's last vector is partial.
-template <class R, int NV, bool MASKED>
-void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
-              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c, typename R::T* carry,
-              bool first, bool last) {
-    using V = typename R::V;
-    constexpr index_t W = R::W;
-    const __m256i tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
-    V acc[NV];
-    if (first)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[v] = R::zero();
-    else
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[v] = R::load(carry + v * W);
-    for (index_t p = 0; p < k; ++p) {
-        const V ap = R::set1(a[p * inc_a]);
-        const typename R::T* bp = b + p * rs_b;
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v)
-            acc[v] = R::fmadd(ap, MASKED && v == NV - 1 ? R::maskload(bp + v * W, tail) : R::load(bp + v * W), acc[v]);
-    }
-    if (!last) {
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) R::store(carry + v * W, acc[v]);
-        return;
-    }
-    const V va = R::set1(alpha), vb = R::set1(beta);
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-        const __m256i mask = MASKED && v == NV - 1 ? tail : R::all();
-        V r = R::mul(va, acc[v]);
-        if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * W, mask), r);
-        R::maskstore(c + v * W, mask, r);
-    }
-}
-
-template <class R>
-void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
-              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
-    using T = typename R::T;
-    using Pass = void (*)(index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*, T*, bool, bool);
-    static constexpr Pass kFull[8] = {row_pass<R, 1, false>, row_pass<R, 2, false>, row_pass<R, 3, false>,
-                                      row_pass<R, 4, false>, row_pass<R, 5, false>, row_pass<R, 6, false>,
-                                      row_pass<R, 7, false>, row_pass<R, 8, false>};
-    static constexpr Pass kMasked[8] = {row_pass<R, 1, true>, row_pass<R, 2, true>, row_pass<R, 3, true>,
-                                        row_pass<R, 4, true>, row_pass<R, 5, true>, row_pass<R, 6, true>,
-                                        row_pass<R, 7, true>, row_pass<R, 8, true>};
-    constexpr index_t kCols = 8 * R::W;
-    alignas(32) T carry[kRowStrips * kCols];
-    for (index_t jc = j0; jc < j1; jc += kRowStrips * kCols) {
-        const index_t chunk_end = imin(j1, jc + kRowStrips * kCols);
-        for (index_t p0 = 0; p0 < k; p0 += kRowBlock) {
-            const index_t rows = imin(kRowBlock, k - p0);
-            T* strip_carry = carry;
-            for (index_t js = jc; js < chunk_end; js += kCols, strip_carry += kCols) {
-                const index_t w = imin(kCols, chunk_end - js);
-                const index_t nv = (w + R::W - 1) / R::W;
-                (w % R::W ? kMasked : kFull)[nv - 1](w, rows, alpha, a + p0 * inc_a, inc_a, b + p0 * rs_b + js, rs_b,
-                                                     beta, c + js, strip_carry, p0 == 0, p0 + rows == k);
-            }
-        }
-    }
-}
-
 // The microkernel's arithmetic, one element at a time: fused multiply-adds
 // over k from zero, then wb_f32/wb_f64's write-back.
 inline float fma1(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
@@ -544,11 +438,11 @@ PB_GEMM_TINY_DECL(double, gemm_tiny_f64) {
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c) {
-    row_impl<VecF32>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    row_kernel::row_impl<row_kernel::RowF32, 8>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
                   const double* b, index_t rs_b, double beta, double* c) {
-    row_impl<VecF64>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    row_kernel::row_impl<row_kernel::RowF64, 8>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr_f32>::run(g); }

@@ -1,5 +1,6 @@
 // Internal interface between the GEMM driver (gemm.cpp, compiled for any
-// x86-64) and the per-ISA kernels (gemm_generic.cpp, gemm_avx2.cpp).
+// x86-64) and the per-ISA kernels (gemm_generic.cpp, gemm_avx2.cpp,
+// gemm_avx512.cpp).
 //
 // The driver owns loops 5, 4 and 3 of the BLIS loop nest (column blocks of B,
 // k-blocks, row blocks of A) and the packing decisions; each ISA file owns
@@ -121,5 +122,13 @@ void gemm_pack_a_f64(index_t m, index_t k, const double* a, index_t rs, index_t 
 void gemm_pack_b_f32(index_t k, index_t n, const float* b, index_t rs, index_t cs, float* dst);
 void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst);
 }  // namespace avx2
+
+// The avx512 path: the AVX2 kernels but for the row (gemm_avx512.cpp).
+namespace avx512 {
+void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
+                  index_t rs_b, float beta, float* c);
+void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
+                  index_t rs_b, double beta, double* c);
+}  // namespace avx512
 
 }  // namespace pb

@@ -30,6 +30,8 @@ py::dict cpu_dict() {
     d["fma"] = f.fma;
     d["os_saves_ymm"] = f.os_saves_ymm;
     d["avx512f"] = f.avx512f;
+    d["avx512vl"] = f.avx512vl;
+    d["os_saves_zmm"] = f.os_saves_zmm;
     return d;
 }
 
@@ -42,7 +44,7 @@ void register_all(py::module_ m) {
     m.def("active_isa", [] { return std::string(pb::isa_name(pb::active_isa())); });
     m.def(
         "_set_isa", [](const std::string& name) { pb::set_active_isa(pb::parse_isa(name.c_str())); },
-        py::arg("name"), "Force the SIMD path ('generic' or 'avx2'). For tests.");
+        py::arg("name"), "Force the SIMD path ('generic', 'avx2' or 'avx512'). For tests.");
     m.def("supported_isas", [] {
         std::vector<std::string> out;
         for (int i = 0; i <= static_cast<int>(pb::best_supported_isa()); ++i)

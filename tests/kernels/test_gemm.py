@@ -1,5 +1,5 @@
 """pybackprop._core.gemm against float64 numpy: shapes around every tile and
-block edge, all transpose/layout variants, alpha/beta, both ISA paths, 1 and 2
+block edge, all transpose/layout variants, alpha/beta, every ISA path, 1 and 2
 threads, bit-identical results across thread counts, and argument errors."""
 import numpy as np
 import pytest
@@ -88,15 +88,38 @@ def test_tiny_path_rows_equal_blocked_rows(isa, dtype, rng, beta, shape):
 
 
 # m == 1 (batch-1 inference) has a kernel of its own: strips of up to 8 vectors
-# (64 floats, 32 doubles), full or with a masked last vector, up to four strips
-# taking turns every 32 rows; k past one k-block (kc = 256) is summed in
-# k-blocks whose partial rows are then added.
-@pytest.mark.parametrize("n", [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 200, 256, 257, 600])
+# on avx2 (64 floats, 32 doubles) and 16 on avx512 (128, 64), full or with a
+# masked last vector, up to four strips taking turns every 32 rows; k past one
+# k-block (kc = 256) is summed in k-blocks whose partial rows are then added.
+ROW_NS = [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 192, 200, 256, 257, 511, 512, 513, 600, 1100]
+
+
+@pytest.mark.parametrize("n", ROW_NS)
 def test_row_vector_path(isa, threads, dtype, rng, n):
     for k in (1, 7, 33, 256, 257, 784, 1500):
         run_case(rng, dtype, 1, n, k)
         run_case(rng, dtype, 1, n, k, alpha=-0.5, beta=1.5)
         run_case(rng, dtype, 1, n, k, la="S", lc="S")
+
+
+# The avx2 and avx512 row kernels differ only in how many columns a strip
+# holds: every element gets the same operations in the same order.
+@pytest.mark.skipif("avx512" not in _core.supported_isas(), reason="this CPU has no AVX-512F/VL")
+@pytest.mark.parametrize("n", ROW_NS)
+def test_row_vector_path_avx2_equals_avx512(dtype, rng, n):
+    before = _core.active_isa()
+    try:
+        for k in (7, 257, 784):
+            a = rng.standard_normal((1, k)).astype(dtype)
+            b = rng.standard_normal((k, n)).astype(dtype)
+            c0 = rng.standard_normal((1, n)).astype(dtype)
+            got = {}
+            for isa in ("avx2", "avx512"):
+                _core._set_isa(isa)
+                got[isa] = _core.gemm(a, b, c0.copy(), alpha=0.75, beta=-1.5)
+            np.testing.assert_array_equal(got["avx2"], got["avx512"])
+    finally:
+        _core._set_isa(before)
 
 
 @pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
