@@ -30,6 +30,34 @@ def test_environment_forces_generic_path():
     assert res.stdout.strip() == "generic"
 
 
+def test_environment_caps_the_path_at_each_name():
+    for name in _core.supported_isas():
+        res = run_python("import pybackprop as pb; print(pb.backend_info()['isa'])", PYBACKPROP_ISA=name)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == name
+
+
+def test_thread_pool_works_in_a_forked_child():
+    """The child of a fork has none of the parent's worker threads: its first parallel
+    kernel must make new ones, not wait for the parent's (an alarm ends a hung child)."""
+    code = ("import os, signal, numpy as np, pybackprop._core as c\n"
+            "c.set_num_threads(2)\n"
+            "rng = np.random.default_rng(0); a = rng.standard_normal((300, 300)); b = rng.standard_normal((300, 300))\n"
+            "want = a @ b\n"
+            "assert np.allclose(c.gemm(a, b), want, rtol=1e-10, atol=1e-10)  # the workers exist now\n"
+            "for _ in range(2):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        signal.alarm(30)\n"
+            "        ok = all(np.allclose(c.gemm(a, b), want, rtol=1e-10, atol=1e-10) for _ in range(3))\n"
+            "        os._exit(0 if ok else 3)\n"
+            "    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+            "    assert np.allclose(c.gemm(a, b), want, rtol=1e-10, atol=1e-10)  # and the parent's still serve\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0", "0"], (res.stdout, res.stderr)
+
+
 def test_default_path_is_the_best_supported():
     env = {k: v for k, v in os.environ.items() if k != "PYBACKPROP_ISA"}
     res = subprocess.run([sys.executable, "-c", "import pybackprop as pb; print(pb.backend_info()['isa'])"],

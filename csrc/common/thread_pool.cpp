@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
+#include <pthread.h>
 
 namespace pb {
 namespace {
@@ -38,11 +38,23 @@ int threads_from_env() {
 
 class Pool {
 public:
+    // Leaked on purpose: worker threads must not be joined during static
+    // destruction at interpreter exit. After a fork() the child has none of
+    // the parent's threads, and its copies of the mutexes and condition
+    // variables may be held or waited on by threads that no longer exist (a
+    // notify could then wait for them forever): the child gets a new pool,
+    // with the same thread count, whose workers are made on first need.
     static Pool& instance() {
-        // Leaked on purpose: worker threads must not be joined during static
-        // destruction at interpreter exit.
-        static Pool* pool = new Pool();
-        return *pool;
+        static const bool registered = [] {
+            current_.store(new Pool(threads_from_env()), std::memory_order_release);
+            pthread_atfork(nullptr, nullptr, [] {
+                Pool* old = current_.load(std::memory_order_relaxed);
+                current_.store(new Pool(old->num_threads()), std::memory_order_release);
+            });
+            return true;
+        }();
+        (void)registered;
+        return *current_.load(std::memory_order_acquire);
     }
 
     int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
@@ -102,7 +114,8 @@ public:
     }
 
 private:
-    Pool() : num_threads_(threads_from_env()) {}
+    explicit Pool(int num_threads) : num_threads_(num_threads) {}
+    static std::atomic<Pool*> current_;
 
     // Spinning before sleeping: a sleep/wake round trip costs tens of
     // microseconds, as much as a whole small kernel. Every 64 spins the thread
@@ -164,13 +177,8 @@ private:
         }
     }
 
-    // Workers are created on first need; after a fork() the child has none of
-    // the parent's threads, so they are created afresh there.
+    // Workers are created on first need.
     void ensure_workers(int needed) {
-        if (owner_pid_ != getpid()) {
-            workers_.clear();  // the threads do not exist in this process
-            owner_pid_ = getpid();
-        }
         while (static_cast<int>(workers_.size()) < needed) {
             Worker* w = new Worker();  // lives as long as its detached thread: the process
             w->index = static_cast<index_t>(workers_.size()) + 1;
@@ -216,13 +224,14 @@ private:
     std::uint64_t generation_ = 0;  // guarded by m_
     std::atomic<int> remaining_{0};
     std::vector<Worker*> workers_;
-    pid_t owner_pid_ = getpid();
     RangeFn* job_fn_ = nullptr;
     index_t job_parts_ = 0;
     index_t job_chunk_ = 1;
     std::vector<Share> shares_;
     std::vector<std::exception_ptr> errors_;
 };
+
+std::atomic<Pool*> Pool::current_{nullptr};
 
 }  // namespace
 
