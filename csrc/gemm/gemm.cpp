@@ -79,6 +79,7 @@ struct Kernels {
     void (*tiny)(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t, index_t, T, T*, index_t,
                  index_t);
     void (*row)(index_t, index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*);
+    void (*row_narrow)(index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*);  // or null
     void (*macro)(const MacroArgs<T>&);
     void (*pack_a)(index_t, index_t, const T*, index_t, index_t, T*);
     void (*pack_b)(index_t, index_t, const T*, index_t, index_t, T*);
@@ -90,12 +91,14 @@ const Kernels<T>& kernels();
 template <>
 const Kernels<float>& kernels<float>() {
     static const Kernels<float> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF32, generic::gemm_tiny_f32, generic::gemm_row_f32, generic::gemm_macro_f32,
+        {gemm_detail::kBlocksGenericF32, generic::gemm_tiny_f32, generic::gemm_row_f32, nullptr, generic::gemm_macro_f32,
          generic::gemm_pack_a_f32, generic::gemm_pack_b_f32},
 #if PB_X86_KERNELS  // elsewhere only the portable path exists (active_isa() is generic)
-        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx2::gemm_row_f32, avx2::gemm_macro_f32,
+        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx2::gemm_row_f32, avx2::gemm_row_narrow_f32,
+         avx2::gemm_macro_f32,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
-        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx512::gemm_row_f32, avx2::gemm_macro_f32,
+        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx512::gemm_row_f32, avx2::gemm_row_narrow_f32,
+         avx2::gemm_macro_f32,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
 #endif
     };
@@ -105,12 +108,14 @@ const Kernels<float>& kernels<float>() {
 template <>
 const Kernels<double>& kernels<double>() {
     static const Kernels<double> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF64, generic::gemm_tiny_f64, generic::gemm_row_f64, generic::gemm_macro_f64,
+        {gemm_detail::kBlocksGenericF64, generic::gemm_tiny_f64, generic::gemm_row_f64, nullptr, generic::gemm_macro_f64,
          generic::gemm_pack_a_f64, generic::gemm_pack_b_f64},
 #if PB_X86_KERNELS  // elsewhere only the portable path exists (active_isa() is generic)
-        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx2::gemm_row_f64, avx2::gemm_macro_f64,
+        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx2::gemm_row_f64, avx2::gemm_row_narrow_f64,
+         avx2::gemm_macro_f64,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
-        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx512::gemm_row_f64, avx2::gemm_macro_f64,
+        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx512::gemm_row_f64, avx2::gemm_row_narrow_f64,
+         avx2::gemm_macro_f64,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
 #endif
     };
@@ -201,14 +206,27 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
 // itself (a product of a row of ones with the partials, then the write-back
 // alpha x + beta c), so the sums depend on k and the ISA, never on the thread
 // count. One k-block (k <= kc) needs no partials: threads split the columns.
+//
+// A row of at most kNarrowRowCols columns is one task (kCols wide) and every
+// call covers it whole: the ISA's narrow kernel then takes it (its sums split
+// k into chains by n and k alone).
 template <typename T>
 void row_product(const Problem<T>& p, const Kernels<T>& kern) {
     constexpr index_t kCols = 64;  // the unit of a column split
+    static_assert(kNarrowRowCols <= kCols, "a narrow row must be a single task");
+    const bool narrow = p.n <= kNarrowRowCols && kern.row_narrow != nullptr;
+    const auto row = [&](index_t j0, index_t j1, index_t k, T alpha, const T* a, index_t inc_a, const T* b,
+                         index_t rs_b, T beta, T* c) {
+        if (narrow)  // (then j0 == 0 and j1 == n)
+            kern.row_narrow(j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+        else
+            kern.row(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+    };
     const index_t kc = make_plan(p, kern.bs).kc, blocks = ceil_div(p.k, kc);
     const double work = 16.0 * sizeof(T) * static_cast<double>(p.k) * static_cast<double>(p.n);
     if (blocks == 1) {
         parallel_for(ceil_div(p.n, kCols), work, [&](index_t t0, index_t t1) {
-            kern.row(t0 * kCols, imin(t1 * kCols, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c);
+            row(t0 * kCols, imin(t1 * kCols, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c);
         });
         return;
     }
@@ -222,11 +240,11 @@ void row_product(const Problem<T>& p, const Kernels<T>& kern) {
     parallel_for(blocks * chunks, work, [&](index_t t0, index_t t1) {
         for (index_t t = t0; t < t1; ++t) {
             const index_t kb = t / chunks, j0 = (t % chunks) * width, p0 = kb * kc;
-            kern.row(j0, imin(j0 + width, p.n), imin(kc, p.k - p0), T(1), p.a + p0 * p.cs_a, p.cs_a,
-                     p.b + p0 * p.rs_b, p.rs_b, T(0), partial + kb * p.n);
+            row(j0, imin(j0 + width, p.n), imin(kc, p.k - p0), T(1), p.a + p0 * p.cs_a, p.cs_a, p.b + p0 * p.rs_b,
+                p.rs_b, T(0), partial + kb * p.n);
         }
     });
-    kern.row(0, p.n, blocks, p.alpha, ones, 1, partial, p.n, p.beta, p.c);
+    row(0, p.n, blocks, p.alpha, ones, 1, partial, p.n, p.beta, p.c);
 }
 
 // Loops 5, 4, 3 over the block C[i0:i1, j0:j1] (j0 a multiple of nr, i0 of mr)

@@ -81,6 +81,10 @@ struct KernelsF64 {
 
 }  // namespace gemm_detail
 
+// Rows of C at most this wide take the ISA's narrow row kernel when it has one
+// (gemm_row_narrow_*: row_kernel_x86.h).
+constexpr index_t kNarrowRowCols = 32;
+
 // One row of C (m == 1, the batch-1 forward): c[j] = alpha * sum_p a[p*inc_a] b[p*rs_b + j]
 // (+ beta c[j]; beta == 0 does not read c) for j in [j0, j1), B with unit column
 // stride, summed over p in order. Streams B once instead of filling 1 of the
@@ -115,6 +119,12 @@ void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a
                   index_t rs_b, float beta, float* c);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
                   index_t rs_b, double beta, double* c);
+// A whole row of at most 32 columns (row_kernel_x86.h): the same sums over k
+// dealt to independent chains; the avx512 path uses these too.
+void gemm_row_narrow_f32(index_t n, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
+                         index_t rs_b, float beta, float* c);
+void gemm_row_narrow_f64(index_t n, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
+                         index_t rs_b, double beta, double* c);
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);

@@ -91,7 +91,9 @@ def test_tiny_path_rows_equal_blocked_rows(isa, dtype, rng, beta, shape):
 # on avx2 (64 floats, 32 doubles) and 16 on avx512 (128, 64), full or with a
 # masked last vector, up to four strips taking turns every 32 rows; k past one
 # k-block (kc = 256) is summed in k-blocks whose partial rows are then added.
-ROW_NS = [1, 3, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 192, 200, 256, 257, 511, 512, 513, 600, 1100]
+# Rows of at most 32 columns (10: a classifier's output) take the narrow
+# kernel, which deals the rows of B to independent chains of sums.
+ROW_NS = [1, 3, 8, 10, 31, 32, 33, 63, 64, 65, 90, 96, 127, 128, 129, 192, 200, 256, 257, 511, 512, 513, 600, 1100]
 
 
 @pytest.mark.parametrize("n", ROW_NS)
@@ -100,6 +102,24 @@ def test_row_vector_path(isa, threads, dtype, rng, n):
         run_case(rng, dtype, 1, n, k)
         run_case(rng, dtype, 1, n, k, alpha=-0.5, beta=1.5)
         run_case(rng, dtype, 1, n, k, la="S", lc="S")
+
+
+# A thread split of the row (64-column tasks, or k-blocks) never changes a sum:
+# 90 columns split as 64 + 26 must not send the 26 to the narrow kernel.
+@pytest.mark.parametrize("n", ROW_NS)
+def test_row_vector_path_threads_bit_identical(isa, dtype, rng, n):
+    before = _core.get_num_threads()
+    try:
+        for k in (7, 130, 257, 784, 5000):
+            a = rng.standard_normal((1, k)).astype(dtype)
+            b = rng.standard_normal((k, n)).astype(dtype)
+            got = []
+            for threads in (1, 2):
+                _core.set_num_threads(threads)
+                got.append(_core.gemm(a, b))
+            np.testing.assert_array_equal(got[0], got[1])
+    finally:
+        _core.set_num_threads(before)
 
 
 # The avx2 and avx512 row kernels differ only in how many columns a strip
