@@ -305,6 +305,68 @@ def test_batch1_inference_on_mnist_shapes_equals_eager_on_any_thread_count(dtype
     np.testing.assert_array_equal(pb.compile(model)(x), want)
 
 
+def test_inference_never_writes_into_a_result_still_referenced(dtype):
+    """The inference path writes a call's result into one of its two previous result arrays
+    only when nothing else refers to it: a kept result, a view of it, a weak reference to it
+    or a changed shape or flag keeps it from being reused."""
+    import weakref
+    model = make_mlp(5, dtype)
+    predict = pb.compile(model)
+    x1, _ = data(dtype, batch=1, seed=1)
+    x2, _ = data(dtype, batch=1, seed=2)
+    with pb.no_grad():
+        want1, want2 = model(x1).data, model(x2).data
+
+    kept = [predict(x1 if i % 2 == 0 else x2) for i in range(6)]  # all held: six arrays
+    assert len({id(a) for a in kept}) == 6
+    for i, a in enumerate(kept):
+        np.testing.assert_array_equal(a, want1 if i % 2 == 0 else want2)
+    del kept
+
+    ids = set()
+    for i in range(8):  # `y = predict(x)` holds the previous result during the call
+        y = predict(x1 if i % 2 == 0 else x2)
+        np.testing.assert_array_equal(y, want1 if i % 2 == 0 else want2)
+        ids.add(id(y))
+    assert len(ids) <= 3  # arrays were reused (the point of it), yet every result was right
+
+    a = predict(x1)
+    row = a[0]        # a view
+    del a
+    b = predict(x2)
+    c = predict(x2)
+    np.testing.assert_array_equal(row, want1[0])
+    np.testing.assert_array_equal(b, want2)
+    np.testing.assert_array_equal(c, want2)
+    del row, b, c
+
+    a = predict(x1)
+    watch = weakref.ref(a)
+    del a                       # alive only in the cache, watched
+    b = predict(x2)
+    c = predict(x2)
+    assert watch() is not b and watch() is not c
+    if watch() is not None:
+        np.testing.assert_array_equal(watch(), want1)
+    del b, c
+
+    a = predict(x1)
+    a.shape = (a.shape[1], 1)   # reshaped in place, then dropped
+    del a
+    b = predict(x2)
+    assert b.shape == want2.shape
+    b.flags.writeable = False
+    del b
+    c, d = predict(x2), predict(x1)
+    assert c.flags.writeable and d.flags.writeable
+    np.testing.assert_array_equal(c, want2)
+    np.testing.assert_array_equal(d, want1)
+
+    x4, _ = data(dtype, batch=4, seed=3)  # a new batch size: arrays of its own shape
+    with pb.no_grad():
+        np.testing.assert_array_equal(predict(x4), model(x4).data)
+
+
 def test_inference_of_one_example_gives_one_row():
     model = make_mlp(12, np.float32)
     x, _ = data(np.float32, batch=1)
