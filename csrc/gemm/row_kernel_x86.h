@@ -151,14 +151,14 @@ void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const type
     }
 }
 
-// ---- Narrow rows: a whole row of C at most kNarrowRowCols (32) wide (a 10-class
-// output layer). Its NV < 8 accumulators would each wait out the FMA latency
-// (4 cycles on Zen 4) at every row of B: a 128 x 10 float layer took 0.19 us
-// for 128 dependent steps. The rows of B are instead dealt round-robin (row p
-// to chain p % CH) to CH independent sets of accumulators, added pairwise at
-// the end, so NV x CH <= 8 FMAs are in flight. The order of the sum is fixed
-// by n and k alone (gemm.cpp calls this only for whole rows of n <= 32, which
-// neither a thread split nor the ISA's strip width divides).
+// ---- Narrow rows: a whole row of C at most kNarrowRowCols (32) wide (a
+// 10-class output layer). Its NV < 8 accumulators would each wait out the FMA
+// latency (4 cycles on Zen 4) at every row of B. The rows of B are instead
+// dealt round-robin (row p to chain p % CH) to CH independent sets of
+// accumulators, added pairwise at the end, so NV x CH <= 8 FMAs are in
+// flight. The order of the sum is fixed by n and k alone (gemm.cpp calls this
+// only for whole rows of n <= 32, which neither a thread split nor the ISA's
+// strip width divides). 128 x 10 float through gemm, one core: 166 -> 112 ns.
 template <class R, int NV, bool MASKED>
 void narrow_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
                  const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
@@ -176,7 +176,8 @@ void narrow_pass(index_t w, index_t k, typename R::T alpha, const typename R::T*
         const typename R::T* bp = b + p * rs_b;
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v)
-            chain[v] = R::fmadd(ap, MASKED && v == NV - 1 ? R::maskload(bp + v * W, tail) : R::load(bp + v * W), chain[v]);
+            chain[v] =
+                R::fmadd(ap, MASKED && v == NV - 1 ? R::maskload(bp + v * W, tail) : R::load(bp + v * W), chain[v]);
     };
     index_t p = 0;
     for (; p + CH <= k; p += CH)

@@ -229,7 +229,7 @@ cdef class CompiledStepBase:
 
 # ------------------------------------------------------- inference outputs
 # A batch-1 forward of a small network takes a few microseconds, of which a
-# new numpy array and, later, freeing it take about a tenth of a microsecond.
+# new numpy array and, later, freeing it take about 0.15 us.
 # The inference path keeps the last two arrays it returned and writes into
 # one again only when nothing else refers to it: its reference count is 1
 # (ours), no weak reference watches it, and it still has the shape, dtype and
