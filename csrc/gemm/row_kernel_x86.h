@@ -74,6 +74,22 @@ struct RowF64 {
 constexpr index_t kRowBlock = 32;
 constexpr int kRowStrips = 4;
 
+// c[0 : NV W) = alpha acc + beta c (beta == 0: c is not read), the last
+// vector under `tail` if MASKED.
+template <class R, int NV, bool MASKED>
+inline void write_back(const typename R::V* acc, __m256i tail, typename R::T alpha, typename R::T beta,
+                       typename R::T* c) {
+    using V = typename R::V;
+    const V va = R::set1(alpha), vb = R::set1(beta);
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+        const __m256i mask = MASKED && v == NV - 1 ? tail : R::all();
+        V r = R::mul(va, acc[v]);
+        if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * R::W, mask), r);
+        R::maskstore(c + v * R::W, mask, r);
+    }
+}
+
 // Rows [0, k) of one strip of width w in ((NV-1)W, NV W]: acc = carry (or 0
 // if first) + sum_p a[p] B(p, 0:w); then save it in carry, or, if last, write
 // back alpha acc + beta c. MASKED: the strip's last vector is partial.
@@ -103,14 +119,7 @@ void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a,
         for (int v = 0; v < NV; ++v) R::store(carry + v * W, acc[v]);
         return;
     }
-    const V va = R::set1(alpha), vb = R::set1(beta);
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-        const __m256i mask = MASKED && v == NV - 1 ? tail : R::all();
-        V r = R::mul(va, acc[v]);
-        if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * W, mask), r);
-        R::maskstore(c + v * W, mask, r);
-    }
+    write_back<R, NV, MASKED>(acc, tail, alpha, beta, c);
 }
 
 template <class R>
@@ -190,14 +199,7 @@ void narrow_pass(index_t w, index_t k, typename R::T alpha, const typename R::T*
         for (int ch = 0; ch + s < CH; ch += 2 * s)
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) acc[ch][v] = R::add(acc[ch][v], acc[ch + s][v]);
-    const V va = R::set1(alpha), vb = R::set1(beta);
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-        const __m256i mask = MASKED && v == NV - 1 ? tail : R::all();
-        V r = R::mul(va, acc[0][v]);
-        if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * W, mask), r);
-        R::maskstore(c + v * W, mask, r);
-    }
+    write_back<R, NV, MASKED>(acc[0], tail, alpha, beta, c);
 }
 
 template <class R, bool MASKED, class Seq>
