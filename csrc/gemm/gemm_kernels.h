@@ -119,8 +119,9 @@ void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a
                   index_t rs_b, float beta, float* c);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
                   index_t rs_b, double beta, double* c);
-// A whole row of at most 32 columns (row_kernel_x86.h): the same sums over k
-// dealt to independent chains; the avx512 path uses these too.
+// A whole row of at most kNarrowRowCols columns (row_kernel_x86.h): its sum
+// over k dealt to independent chains, added pairwise at the end; the avx512
+// path uses these too.
 void gemm_row_narrow_f32(index_t n, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                          index_t rs_b, float beta, float* c);
 void gemm_row_narrow_f64(index_t n, index_t k, double alpha, const double* a, index_t inc_a, const double* b,

@@ -236,7 +236,9 @@ cdef class CompiledStepBase:
 # flags it was made with (a caller may change .shape or .flags in place before
 # dropping it). Two, so that `y = predict(x)` in a loop, which still holds the
 # previous result during the call, reuses too. A result the caller keeps, or
-# any view of it, is never written again.
+# any view of it, is never written again. Only small results are kept (up to
+# _KEEP_BYTES): a large batch's allocation is a small part of its forward, and
+# a model should not hold on to large arrays its caller has let go of.
 cdef extern from "Python.h":
     Py_ssize_t Py_REFCNT(PyObject* o)
 
@@ -245,16 +247,16 @@ cdef extern from "numpy/arrayobject.h":
         PyObject* weakreflist
 
 cdef int _OUT_FLAGS = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE | cnp.NPY_ARRAY_OWNDATA
+cdef Py_ssize_t _KEEP_BYTES = 64 * 1024
 
 cdef inline bint _reusable(PyObject* cached, index_t rows, index_t cols, int typenum):
     """`cached`: borrowed from the attribute that holds it (so its only reference is 1)."""
     if cached == <PyObject*>None or Py_REFCNT(cached) != 1:
         return False
-    cdef cnp.PyArrayObject* a = <cnp.PyArrayObject*>cached
+    cdef cnp.ndarray a = <cnp.ndarray>cached  # (a new reference: counted above)
     return ((<PyArrayObject_fields*>cached).weakreflist == NULL
-            and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2 and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == rows
-            and cnp.PyArray_DIM(<cnp.ndarray>a, 1) == cols and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>a, _OUT_FLAGS))
+            and cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIM(a, 0) == rows and cnp.PyArray_DIM(a, 1) == cols
+            and cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_CHKFLAGS(a, _OUT_FLAGS))
 
 
 cdef class CompiledModelBase:
@@ -278,7 +280,8 @@ cdef class CompiledModelBase:
         dims[0] = rows
         dims[1] = self._n_out
         out = cnp.PyArray_EMPTY(2, dims, typenum, 0)
-        self._out0, self._out1 = self._out1, out
+        if cnp.PyArray_NBYTES(<cnp.ndarray>out) <= _KEEP_BYTES:
+            self._out0, self._out1 = self._out1, out
         return out
 
     def __call__(self, x):

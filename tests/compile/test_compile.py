@@ -366,6 +366,10 @@ def test_inference_never_writes_into_a_result_still_referenced(dtype):
     with pb.no_grad():
         np.testing.assert_array_equal(predict(x4), model(x4).data)
 
+    big, _ = data(dtype, batch=20000, seed=4)  # a large result is not kept once dropped
+    watch = weakref.ref(predict(big))
+    assert watch() is None
+
 
 def test_inference_of_one_example_gives_one_row():
     model = make_mlp(12, np.float32)
