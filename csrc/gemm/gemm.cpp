@@ -65,7 +65,7 @@ private:
 thread_local Buffer tl_pack_a, tl_pack_b, tl_row;
 
 // ---- the kernel table, indexed by pb::active_isa(): generic, avx2, and
-// avx512 (the AVX2 kernels but for the row)
+// avx512 (the AVX2 kernels but for the microkernels and the row)
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define PB_X86_KERNELS 1
@@ -98,7 +98,7 @@ const Kernels<float>& kernels<float>() {
          avx2::gemm_macro_f32,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
         {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx512::gemm_row_f32, avx2::gemm_row_narrow_f32,
-         avx2::gemm_macro_f32,
+         avx512::gemm_macro_f32,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
 #endif
     };
@@ -115,7 +115,7 @@ const Kernels<double>& kernels<double>() {
          avx2::gemm_macro_f64,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
         {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx512::gemm_row_f64, avx2::gemm_row_narrow_f64,
-         avx2::gemm_macro_f64,
+         avx512::gemm_macro_f64,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
 #endif
     };

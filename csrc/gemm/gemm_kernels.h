@@ -1,6 +1,7 @@
 // Internal interface between the GEMM driver (gemm.cpp, compiled for any
 // x86-64) and the per-ISA kernels (gemm_generic.cpp, gemm_avx2.cpp,
-// gemm_avx512.cpp).
+// gemm_avx512.cpp; the x86 files share macro_kernel_x86.h and
+// row_kernel_x86.h).
 //
 // The driver owns loops 5, 4 and 3 of the BLIS loop nest (column blocks of B,
 // k-blocks, row blocks of A) and the packing decisions; each ISA file owns
@@ -134,8 +135,11 @@ void gemm_pack_b_f32(index_t k, index_t n, const float* b, index_t rs, index_t c
 void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t cs, double* dst);
 }  // namespace avx2
 
-// The avx512 path: the AVX2 kernels but for the row (gemm_avx512.cpp).
+// The avx512 path: the AVX2 kernels but for the microkernels (the AVX2 tiles
+// in zmm registers, the same arithmetic) and the row (gemm_avx512.cpp).
 namespace avx512 {
+void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
+void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
