@@ -13,8 +13,9 @@
 // 99-107 GFLOP/s either way). When the core is shared they differ: in 5 of
 // 13 benchmark runs the 256-bit libraries (the AVX2 kernels, PyTorch's MKL)
 // lost 10-20% on C against the 512-bit ones (OpenBLAS, XLA). C's training
-// step at two threads, switching the path in one process every window:
-// 1.16x (1.12-1.22) and 1.02x on this path in two runs; one core 1.02x.
+// step, switching the path in one process every window
+// (benchmarks/bench_isa_paths.py): 1.02-1.16x on this path at two threads
+// (four runs), 1.02-1.07x on one core.
 // CPUs with two 512-bit FMA units can gain more.
 //
 // The row kernel stays on 256-bit vectors but keeps 16 accumulators in
