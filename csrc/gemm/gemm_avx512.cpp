@@ -45,66 +45,61 @@ constexpr int kNrD = gemm_detail::kBlocksAvx2F64.nr;
 static_assert(kMrF == 6 && kNrF == 16, "the float microkernel is written for 6x16: a row is one zmm");
 static_assert(kMrD == 6 && kNrD == 8, "the double microkernel is written for 6x8: a row is one zmm");
 
-// The write-back of macro_kernel::wb_f32/wb_f64, a row at a time.
-__attribute__((always_inline)) inline __m512 wb_f32(float* cp, __m512 acc, __m512 va, __m512 vb, int bm) {
-    if (bm == kBeta0) return _mm512_mul_ps(va, acc);
-    if (bm == kBeta1) return _mm512_fmadd_ps(va, acc, _mm512_loadu_ps(cp));
-    return _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));
-}
-__attribute__((always_inline)) inline __m512d wb_f64(double* cp, __m512d acc, __m512d va, __m512d vb, int bm) {
-    if (bm == kBeta0) return _mm512_mul_pd(va, acc);
-    if (bm == kBeta1) return _mm512_fmadd_pd(va, acc, _mm512_loadu_pd(cp));
-    return _mm512_fmadd_pd(va, acc, _mm512_mul_pd(vb, _mm512_loadu_pd(cp)));
-}
+// A row of a microkernel tile: 16 floats or 8 doubles, one zmm register.
+struct ZmmF32 {
+    using T = float;
+    using V = __m512;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V set1(T x) { return _mm512_set1_ps(x); }
+    static V load(const T* p) { return _mm512_loadu_ps(p); }
+    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+};
+struct ZmmF64 {
+    using T = double;
+    using V = __m512d;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V set1(T x) { return _mm512_set1_pd(x); }
+    static V load(const T* p) { return _mm512_loadu_pd(p); }
+    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+};
 
-// C[0:6, 0:16] = alpha * sum_p A(:, p) B(p, :) + beta * C: the contract of
-// gemm_avx2.cpp's ukr_f32, a row of C per register.
-void ukr_f32(index_t k, const float* a, index_t o1, index_t o2, index_t o3, index_t o4, index_t o5,
-             index_t a_cs, const float* b, index_t b_rs, float* c, index_t c_rs, float alpha, float beta) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
-    __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
-    for (index_t i = 0; i < kMrF; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs), _MM_HINT_T0);
+// C[0:6, 0:W] = alpha * sum_p A(:, p) B(p, :) + beta * C, a row of C per
+// register: the contract of gemm_avx2.cpp's ukr_f32/ukr_f64, and their
+// arithmetic (macro_kernel::wb_f32/wb_f64's write-back).
+template <class Z>
+void ukr(index_t k, const typename Z::T* a, index_t o1, index_t o2, index_t o3, index_t o4, index_t o5,
+         index_t a_cs, const typename Z::T* b, index_t b_rs, typename Z::T* c, index_t c_rs, typename Z::T alpha,
+         typename Z::T beta) {
+    using V = typename Z::V;
+    V c0 = Z::zero(), c1 = Z::zero(), c2 = Z::zero(), c3 = Z::zero(), c4 = Z::zero(), c5 = Z::zero();
+    for (index_t i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (index_t p = 0; p < k; ++p) {
-        const __m512 b0 = _mm512_loadu_ps(b);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), b0, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[o1]), b0, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[o2]), b0, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[o3]), b0, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[o4]), b0, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[o5]), b0, c5);
+        const V b0 = Z::load(b);
+        c0 = Z::fmadd(Z::set1(a[0]), b0, c0);
+        c1 = Z::fmadd(Z::set1(a[o1]), b0, c1);
+        c2 = Z::fmadd(Z::set1(a[o2]), b0, c2);
+        c3 = Z::fmadd(Z::set1(a[o3]), b0, c3);
+        c4 = Z::fmadd(Z::set1(a[o4]), b0, c4);
+        c5 = Z::fmadd(Z::set1(a[o5]), b0, c5);
         a += a_cs;
         b += b_rs;
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const V va = Z::set1(alpha), vb = Z::set1(beta);
     const int bm = beta_mode(beta);
-    const __m512 acc[kMrF] = {c0, c1, c2, c3, c4, c5};
+    const V acc[6] = {c0, c1, c2, c3, c4, c5};
 #pragma GCC unroll 6
-    for (int i = 0; i < kMrF; ++i) _mm512_storeu_ps(c + i * c_rs, wb_f32(c + i * c_rs, acc[i], va, vb, bm));
-}
-
-void ukr_f64(index_t k, const double* a, index_t o1, index_t o2, index_t o3, index_t o4, index_t o5,
-             index_t a_cs, const double* b, index_t b_rs, double* c, index_t c_rs, double alpha, double beta) {
-    __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd(), c2 = _mm512_setzero_pd();
-    __m512d c3 = _mm512_setzero_pd(), c4 = _mm512_setzero_pd(), c5 = _mm512_setzero_pd();
-    for (index_t i = 0; i < kMrD; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs), _MM_HINT_T0);
-#pragma GCC unroll 4
-    for (index_t p = 0; p < k; ++p) {
-        const __m512d b0 = _mm512_loadu_pd(b);
-        c0 = _mm512_fmadd_pd(_mm512_set1_pd(a[0]), b0, c0);
-        c1 = _mm512_fmadd_pd(_mm512_set1_pd(a[o1]), b0, c1);
-        c2 = _mm512_fmadd_pd(_mm512_set1_pd(a[o2]), b0, c2);
-        c3 = _mm512_fmadd_pd(_mm512_set1_pd(a[o3]), b0, c3);
-        c4 = _mm512_fmadd_pd(_mm512_set1_pd(a[o4]), b0, c4);
-        c5 = _mm512_fmadd_pd(_mm512_set1_pd(a[o5]), b0, c5);
-        a += a_cs;
-        b += b_rs;
+    for (int i = 0; i < 6; ++i) {
+        typename Z::T* r = c + i * c_rs;
+        const V out = bm == kBeta0   ? Z::mul(va, acc[i])
+                      : bm == kBeta1 ? Z::fmadd(va, acc[i], Z::load(r))
+                                     : Z::fmadd(va, acc[i], Z::mul(vb, Z::load(r)));
+        Z::store(r, out);
     }
-    const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
-    const int bm = beta_mode(beta);
-    const __m512d acc[kMrD] = {c0, c1, c2, c3, c4, c5};
-#pragma GCC unroll 6
-    for (int i = 0; i < kMrD; ++i) _mm512_storeu_pd(c + i * c_rs, wb_f64(c + i * c_rs, acc[i], va, vb, bm));
 }
 
 }  // namespace
@@ -118,8 +113,8 @@ void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double*
     row_kernel::row_impl<row_kernel::RowF64, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
 }
 
-void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr_f32>::run(g); }
-void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) { Macro<double, kMrD, kNrD, ukr_f64>::run(g); }
+void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr<ZmmF32>>::run(g); }
+void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) { Macro<double, kMrD, kNrD, ukr<ZmmF64>>::run(g); }
 
 }  // namespace avx512
 }  // namespace pb
