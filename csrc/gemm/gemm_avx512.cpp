@@ -10,13 +10,13 @@
 // register: 6 accumulators, one B load and 6 broadcasts per k step, half the
 // instructions for the same multiply-adds. Zen 4 executes a 512-bit FMA as
 // two 256-bit halves, so alone on a core both reach the same rate (C's GEMMs:
-// 99-107 GFLOP/s either way). When the core is shared they differ: in 5 of
-// 13 benchmark runs the 256-bit libraries (the AVX2 kernels, PyTorch's MKL)
-// lost 10-20% on C against the 512-bit ones (OpenBLAS, XLA). C's training
-// step, switching the path in one process every window
-// (benchmarks/bench_isa_paths.py): 1.02-1.16x on this path at two threads
-// (four runs), 1.02-1.07x on one core.
-// CPUs with two 512-bit FMA units can gain more.
+// 99-107 GFLOP/s either way). In some phases of this VM (its core shared,
+// presumably) they differ: in 5 of 12 committed benchmark runs the 256-bit
+// libraries (the AVX2 kernels, PyTorch's MKL) lost up to 20% on C against the
+// 512-bit ones (OpenBLAS, XLA). C's training step, switching the path in one
+// process every window (benchmarks/bench_isa_paths.py): 1.02-1.16x on this
+// path at two threads (four runs), 1.02-1.07x on one core. CPUs with two
+// 512-bit FMA units can gain more.
 //
 // The row kernel stays on 256-bit vectors but keeps 16 accumulators in
 // AVX-512VL's 32 registers, so a strip covers 128 floats and a 784 x 128
