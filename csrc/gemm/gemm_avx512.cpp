@@ -36,14 +36,11 @@ namespace {
 using macro_kernel::beta_mode;
 using macro_kernel::kBeta0;
 using macro_kernel::kBeta1;
+using macro_kernel::kMrD;
+using macro_kernel::kMrF;
+using macro_kernel::kNrD;
+using macro_kernel::kNrF;
 using macro_kernel::Macro;
-
-constexpr int kMrF = gemm_detail::kBlocksAvx2F32.mr;
-constexpr int kNrF = gemm_detail::kBlocksAvx2F32.nr;
-constexpr int kMrD = gemm_detail::kBlocksAvx2F64.mr;
-constexpr int kNrD = gemm_detail::kBlocksAvx2F64.nr;
-static_assert(kMrF == 6 && kNrF == 16, "the float microkernel is written for 6x16: a row is one zmm");
-static_assert(kMrD == 6 && kNrD == 8, "the double microkernel is written for 6x8: a row is one zmm");
 
 // A row of a microkernel tile: 16 floats or 8 doubles, one zmm register.
 struct ZmmF32 {

@@ -28,6 +28,15 @@ using gemm_detail::MacroArgs;
 
 inline index_t imin(index_t x, index_t y) { return x < y ? x : y; }
 
+// The tiles of both x86 paths (gemm_kernels.h's AVX2 rows): 6 rows of A, whose
+// offsets the microkernels take one by one (see Macro).
+constexpr int kMrF = gemm_detail::kBlocksAvx2F32.mr;
+constexpr int kNrF = gemm_detail::kBlocksAvx2F32.nr;
+constexpr int kMrD = gemm_detail::kBlocksAvx2F64.mr;
+constexpr int kNrD = gemm_detail::kBlocksAvx2F64.nr;
+static_assert(kMrF == 6 && kNrF == 16, "the float microkernels are written for 6x16 (avx512: a row is one zmm)");
+static_assert(kMrD == 6 && kNrD == 8, "the double microkernels are written for 6x8 (avx512: a row is one zmm)");
+
 // beta == 0: C is not read; beta == 1: one FMA; otherwise scale C first.
 enum BetaMode { kBeta0 = 0, kBeta1 = 1, kBetaAny = 2 };
 inline int beta_mode(double beta) { return beta == 0.0 ? kBeta0 : (beta == 1.0 ? kBeta1 : kBetaAny); }
