@@ -193,8 +193,8 @@ int activation_tests_t() {
         }
     }
     // bias_act_forward on a strided block and act_backward_bias's fused db, all sizes.
-    for (index_t rows : {0, 1, 3, 17}) {
-        for (index_t cols : {0, 1, 7, 8, 9, 16, 17, 300}) {
+    for (index_t rows : {0, 1, 3, 17, 300}) {
+        for (index_t cols : {0, 1, 7, 8, 9, 16, 17, 300, 1024}) {
             pb::ActParams p;
             const index_t ldc = cols + 3, ldp = cols + 1;
             std::vector<T> c(static_cast<std::size_t>(rows * ldc + 1)), pre(static_cast<std::size_t>(rows * ldp + 1), T(-7));
@@ -234,6 +234,18 @@ int activation_tests_t() {
                 PB_CHECK(fails, close(db[static_cast<std::size_t>(j)], s, 8 * rtol, 8 * rtol * rows),
                          "act_backward_bias db[%lld] = %g want %g", static_cast<long long>(j),
                          static_cast<double>(db[static_cast<std::size_t>(j)]), s);
+            }
+            // The order of db's sums is part of the contract (the same bits for
+            // any thread count and either ISA): each column's g summed over rows
+            // in order, in double, from zero.
+            std::vector<T> db2(static_cast<std::size_t>(cols), T(0.5));
+            pb::act_backward_bias(Activation::tanh, p, up.data(), y.data(), g.data(), rows, cols, db2.data(), false);
+            for (index_t j = 0; j < cols; ++j) {
+                double s = 0;
+                for (index_t i = 0; i < rows; ++i) s += static_cast<double>(g[static_cast<std::size_t>(i * cols + j)]);
+                PB_CHECK(fails, db2[static_cast<std::size_t>(j)] == static_cast<T>(s),
+                         "act_backward_bias db[%lld] = %a, not the row-order double sum %a",
+                         static_cast<long long>(j), static_cast<double>(db2[static_cast<std::size_t>(j)]), s);
             }
         }
     }
