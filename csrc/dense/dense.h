@@ -20,7 +20,8 @@ void dense_forward(const T* x, const T* w, const T* b, index_t m, index_t k, ind
 //   dx (+)= g w^T                  (m x k)   if dx != null
 //   dw (+)= x^T g                  (k x n)   if dw != null
 //   db (+)= sum_rows g             (n)       if db != null
-// `workspace` holds g (m x n); if null, g is allocated (or dy reused for identity).
+// `workspace` holds g (m x n); it may be dy itself (g then overwrites dy); if
+// null, g is allocated (or dy reused for identity).
 // dw_hook, if set, is called on each finished block of dw (k x n, row stride
 // n) in the GEMM's write-back: after dx, so it may change w (the compiled
 // step's optimiser update).

@@ -49,7 +49,6 @@ void MlpPlan<T>::reserve(index_t batch) {
     }
     dy_.resize(static_cast<size_t>(batch * widest));
     dx_.resize(static_cast<size_t>(batch * widest));
-    g_.resize(static_cast<size_t>(batch * widest));
     loss_rows_.resize(static_cast<size_t>(batch * layers_.back().out));
     batch_ = batch;
 }
@@ -171,7 +170,7 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
         TileHook hook;
         if (!w_update.empty()) hook = TileHook{&BlockUpdate<T>::run, &w_blocks};
         dense_backward<T>(dy_.data(), saved, x_l, w.value, batch, s.in, s.out, s.act, s.params, dx, false, w.grad,
-                          false, s.has_bias ? biases_[l].grad : nullptr, false, g_.data(), hook);
+                          false, s.has_bias ? biases_[l].grad : nullptr, false, dy_.data(), hook);
         w.step = w_step;
         if (s.has_bias) update(biases_[l], opt);
         if (dx != nullptr) std::swap(dy_, dx_);

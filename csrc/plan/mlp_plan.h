@@ -91,7 +91,7 @@ private:
     index_t batch_ = -1;
     std::vector<std::vector<T>> y_;    // y_[l]: output of layer l (batch x out_l)
     std::vector<std::vector<T>> z_;    // z_[l]: pre-activation, only where backward needs it
-    std::vector<T> dy_, dx_, g_;       // backward ping-pong and the g workspace
+    std::vector<T> dy_, dx_;           // backward ping-pong (g = dy act' overwrites dy)
     std::vector<T> loss_rows_;
     std::mutex mutex_;                 // one call at a time per plan
 };
