@@ -155,8 +155,8 @@ T local_grad(T s, const Prm<T>& p) {
 // 20 us of GEMM on one core, so a unit is about 0.01 ns), measured on Zen 4
 // with AVX2 over 64k-1M floats: relu 0.08-0.11 ns forward, 0.11-0.16
 // backward; sigmoid, tanh, elu forward 0.6-0.9; the GELUs and softplus about
-// 1.1-1.6 both ways (softplus backward 0.8). A pass splits over two threads
-// from about 20 us of work, as a GEMM does.
+// 1.1-1.6 both ways (softplus backward 0.8). A pass then splits over two
+// threads once each gets about 20 us of it, as a GEMM does.
 double act_cost_forward(Activation act) {
     switch (act) {
         case Activation::identity:
