@@ -78,8 +78,8 @@ struct Kernels {
     BlockSizes bs;
     void (*tiny)(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t, index_t, T, T*, index_t,
                  index_t);
-    void (*row)(index_t, index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*);
-    void (*row_narrow)(index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*);  // or null
+    void (*row)(index_t, index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*, RowEpilogue<T>);
+    void (*row_narrow)(index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*, RowEpilogue<T>);  // or null
     void (*macro)(const MacroArgs<T>&);
     void (*pack_a)(index_t, index_t, const T*, index_t, index_t, T*);
     void (*pack_b)(index_t, index_t, const T*, index_t, index_t, T*);
@@ -193,58 +193,80 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
     return dst;
 }
 
-// One row of C (m == 1, B with unit column stride): c = alpha a B + beta c.
-// Bound by how fast B streams from L2 (about 30 bytes per cycle, against 64
-// flops per cycle of FMA), so its work is counted in bytes of B.
+// The k-blocks of a row, a function of k alone: up to 256 rows, one; beyond,
+// an even number of equal blocks of at most 512 rows, so that two threads
+// each stream one block of a 784-deep layer (2 x 392) rather than two (the
+// 4 x 196 of the blocked path's kc: every block pays for starting its stream
+// and for a partial row added at the end). 784 x 128 float on Zen 4, medians
+// of 6 alternations: 2.76 -> 2.60 us on two threads, 4.11 -> 3.95 on one.
+inline index_t row_k_blocks(index_t k) { return k <= 256 ? 1 : 2 * ceil_div(k, 1024); }
+
+// One row of C (m == 1, B with unit column stride): c = alpha a B + beta c,
+// then the epilogue. Bound by how fast B streams from L2 (about 30 bytes per
+// cycle, against 64 flops per cycle of FMA), so its work is counted in bytes
+// of B.
 //
-// k is cut into the k-blocks of the blocked path (make_plan: at most kc rows,
-// equal sizes), and each task sums one k-block over a chunk of columns from
-// zero into a partial row. Threads then stream whole rows of B, each from its
-// own L2, rather than half of every row (784 x 128 float on Zen 4, medians of
-// alternating runs: 3.0-3.3 -> 2.9-3.1 us on two threads over 4, 4.7-4.8 ->
-// 4.5-4.6 on one over 3). The partial rows are then added in k-block order by the row kernel
-// itself (a product of a row of ones with the partials, then the write-back
-// alpha x + beta c), so the sums depend on k and the ISA, never on the thread
-// count. One k-block (k <= kc) needs no partials: threads split the columns.
+// k is cut into row_k_blocks(k) equal k-blocks, and each task sums one k-block
+// over a chunk of columns from zero into a partial row. Threads then stream
+// whole rows of B, each from its own L2, rather than half of every row (784 x
+// 128 float on Zen 4, medians of alternating runs: 3.0-3.3 -> 2.9-3.1 us on
+// two threads over 4, 4.7-4.8 -> 4.5-4.6 on one over 3). The partial rows are
+// then added in k-block order by the row kernel itself (a product of a row of
+// ones with the partials, then the write-back alpha x + beta c and the
+// epilogue), so the sums depend on k alone, never on the thread count. One
+// k-block (k <= 256) needs no partials: threads split the columns, each
+// finishing its own.
 //
 // A row of at most kNarrowRowCols columns is one task (kCols wide) and every
 // call covers it whole: the ISA's narrow kernel then takes it (its sums split
 // k into chains by n and k alone).
+//
+// The row kernels' write-back adds the bias and applies ReLU (RowEpilogue):
+// the epilogue of a batch-1 dense forward then costs no pass of its own over
+// c (784-128-10 float forward, two threads, medians over 6 alternations:
+// 2.60 -> 2.48 us). Other activations, or a saved pre-activation, take
+// apply_epilogue after the row.
 template <typename T>
 void row_product(const Problem<T>& p, const Kernels<T>& kern) {
     constexpr index_t kCols = 64;  // the unit of a column split
     static_assert(kNarrowRowCols <= kCols, "a narrow row must be a single task");
     const bool narrow = p.n <= kNarrowRowCols && kern.row_narrow != nullptr;
+    const GemmEpilogue<T>* e = p.epi;
+    const bool fused = e == nullptr || (e->preact == nullptr && e->tile.fn == nullptr &&
+                                        (e->act == Activation::identity || e->act == Activation::relu));
+    RowEpilogue<T> epi;
+    if (e != nullptr && fused) epi = RowEpilogue<T>{e->bias, e->act == Activation::relu};
     const auto row = [&](index_t j0, index_t j1, index_t k, T alpha, const T* a, index_t inc_a, const T* b,
-                         index_t rs_b, T beta, T* c) {
+                         index_t rs_b, T beta, T* c, RowEpilogue<T> fin) {
         if (narrow)  // (then j0 == 0 and j1 == n)
-            kern.row_narrow(j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+            kern.row_narrow(j1, k, alpha, a, inc_a, b, rs_b, beta, c, fin);
         else
-            kern.row(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+            kern.row(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, fin);
     };
-    const index_t kc = make_plan(p, kern.bs).kc, blocks = ceil_div(p.k, kc);
+    const index_t blocks = row_k_blocks(p.k), kc = ceil_div(p.k, blocks);
     const double work = 16.0 * sizeof(T) * static_cast<double>(p.k) * static_cast<double>(p.n);
     if (blocks == 1) {
         parallel_for(ceil_div(p.n, kCols), work, [&](index_t t0, index_t t1) {
-            row(t0 * kCols, imin(t1 * kCols, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c);
+            row(t0 * kCols, imin(t1 * kCols, p.n), p.k, p.alpha, p.a, p.cs_a, p.b, p.rs_b, p.beta, p.c, epi);
         });
-        return;
+    } else {
+        // A task: one k-block over a chunk of at most 4 x 64 columns, the
+        // chunks of a row as equal as whole 64s allow.
+        const index_t chunks = ceil_div(p.n, 4 * kCols), width = kCols * ceil_div(ceil_div(p.n, kCols), chunks);
+        // [blocks ones][blocks partial rows of n], in the calling thread's buffer.
+        T* ones = static_cast<T*>(tl_row.get(sizeof(T) * static_cast<std::size_t>(blocks * (p.n + 1))));
+        T* partial = ones + blocks;
+        for (index_t i = 0; i < blocks; ++i) ones[i] = T(1);
+        parallel_for(blocks * chunks, work, [&](index_t t0, index_t t1) {
+            for (index_t t = t0; t < t1; ++t) {
+                const index_t kb = t / chunks, j0 = (t % chunks) * width, p0 = kb * kc;
+                row(j0, imin(j0 + width, p.n), imin(kc, p.k - p0), T(1), p.a + p0 * p.cs_a, p.cs_a,
+                    p.b + p0 * p.rs_b, p.rs_b, T(0), partial + kb * p.n, RowEpilogue<T>{});
+            }
+        });
+        row(0, p.n, blocks, p.alpha, ones, 1, partial, p.n, p.beta, p.c, epi);
     }
-    // A task: one k-block over a chunk of at most 4 x 64 columns, the chunks of
-    // a row as equal as whole 64s allow.
-    const index_t chunks = ceil_div(p.n, 4 * kCols), width = kCols * ceil_div(ceil_div(p.n, kCols), chunks);
-    // [blocks ones][blocks partial rows of n], in the calling thread's buffer.
-    T* ones = static_cast<T*>(tl_row.get(sizeof(T) * static_cast<std::size_t>(blocks * (p.n + 1))));
-    T* partial = ones + blocks;
-    for (index_t i = 0; i < blocks; ++i) ones[i] = T(1);
-    parallel_for(blocks * chunks, work, [&](index_t t0, index_t t1) {
-        for (index_t t = t0; t < t1; ++t) {
-            const index_t kb = t / chunks, j0 = (t % chunks) * width, p0 = kb * kc;
-            row(j0, imin(j0 + width, p.n), imin(kc, p.k - p0), T(1), p.a + p0 * p.cs_a, p.cs_a, p.b + p0 * p.rs_b,
-                p.rs_b, T(0), partial + kb * p.n);
-        }
-    });
-    row(0, p.n, blocks, p.alpha, ones, 1, partial, p.n, p.beta, p.c);
+    if (!fused) apply_epilogue(p, 0, 1, 0, p.n);
 }
 
 // Loops 5, 4, 3 over the block C[i0:i1, j0:j1] (j0 a multiple of nr, i0 of mr)
@@ -395,7 +417,6 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // B once rather than fill one of the microkernel's mr rows.
     if (p.m == 1 && p.cs_b == 1 && p.cs_c == 1) {
         row_product(p, kern);
-        if (p.epi != nullptr) apply_epilogue(p, 0, 1, 0, p.n);
         return;
     }
     const Plan plan = make_plan(p, kern.bs);

@@ -102,12 +102,12 @@ void ukr(index_t k, const typename Z::T* a, index_t o1, index_t o2, index_t o3, 
 }  // namespace
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                  index_t rs_b, float beta, float* c) {
-    row_kernel::row_impl<row_kernel::RowF32, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+                  index_t rs_b, float beta, float* c, RowEpilogue<float> epi) {
+    row_kernel::row_impl<row_kernel::RowF32, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
-                  const double* b, index_t rs_b, double beta, double* c) {
-    row_kernel::row_impl<row_kernel::RowF64, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+                  const double* b, index_t rs_b, double beta, double* c, RowEpilogue<double> epi) {
+    row_kernel::row_impl<row_kernel::RowF64, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr<ZmmF32>>::run(g); }

@@ -137,10 +137,11 @@ void pack_b(index_t k, index_t n, const T* b, index_t rs, index_t cs, T* dst) {
 constexpr int kMrF = gemm_detail::kBlocksGenericF32.mr, kNrF = gemm_detail::kBlocksGenericF32.nr;
 constexpr int kMrD = gemm_detail::kBlocksGenericF64.mr, kNrD = gemm_detail::kBlocksGenericF64.nr;
 
-// One row of C, summed over k in order (the compiler vectorises the j loop).
+// One row of C, summed over k in order (the compiler vectorises the j loop);
+// the bias and ReLU as the portable activation code computes them.
 template <typename T>
 void row_impl(index_t j0, index_t j1, index_t k, T alpha, const T* a, index_t inc_a, const T* b, index_t rs_b,
-              T beta, T* c) {
+              T beta, T* c, RowEpilogue<T> epi) {
     constexpr index_t kChunk = 64;  // accumulators of one chunk stay in registers
     for (index_t jc = j0; jc < j1; jc += kChunk) {
         const index_t w = j1 - jc < kChunk ? j1 - jc : kChunk;
@@ -150,8 +151,12 @@ void row_impl(index_t j0, index_t j1, index_t k, T alpha, const T* a, index_t in
             const T* bp = b + p * rs_b + jc;
             for (index_t j = 0; j < w; ++j) acc[j] += ap * bp[j];
         }
-        for (index_t j = 0; j < w; ++j)
-            c[jc + j] = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * c[jc + j];
+        for (index_t j = 0; j < w; ++j) {
+            T r = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * c[jc + j];
+            if (epi.bias != nullptr) r += epi.bias[jc + j];
+            if (epi.relu) r = (r > 0 || r != r) ? r : T(0);
+            c[jc + j] = r;
+        }
     }
 }
 
@@ -179,12 +184,12 @@ PB_GEMM_TINY_DECL(double, gemm_tiny_f64) {
 }
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                  index_t rs_b, float beta, float* c) {
-    row_impl<float>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+                  index_t rs_b, float beta, float* c, RowEpilogue<float> epi) {
+    row_impl<float>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
-                  index_t rs_b, double beta, double* c) {
-    row_impl<double>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c);
+                  index_t rs_b, double beta, double* c, RowEpilogue<double> epi) {
+    row_impl<double>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 
 void gemm_macro_f32(const MacroArgs<float>& g) { macro<float, kMrF, kNrF>(g); }

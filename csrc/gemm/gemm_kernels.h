@@ -86,10 +86,21 @@ struct KernelsF64 {
 // (gemm_row_narrow_*: row_kernel_x86.h).
 constexpr index_t kNarrowRowCols = 32;
 
+// What a row kernel's write-back does after alpha sum + beta c: add the bias
+// (column j's at bias[j]; null: none), then apply ReLU if relu. These are the
+// GEMM epilogues of a batch-1 dense forward, fused into the one pass over the
+// row; each ISA uses its own activation code's arithmetic, so the bits are
+// those of the separate epilogue (activations/).
+template <typename T>
+struct RowEpilogue {
+    const T* bias = nullptr;
+    bool relu = false;
+};
+
 // One row of C (m == 1, the batch-1 forward): c[j] = alpha * sum_p a[p*inc_a] b[p*rs_b + j]
-// (+ beta c[j]; beta == 0 does not read c) for j in [j0, j1), B with unit column
-// stride, summed over p in order. Streams B once instead of filling 1 of the
-// microkernel's mr rows.
+// (+ beta c[j]; beta == 0 does not read c), then `epi`, for j in [j0, j1), B
+// with unit column stride, summed over p in order. Streams B once instead of
+// filling 1 of the microkernel's mr rows.
 // Tiny products (m n k of a few hundred): C = alpha A B + beta C with any
 // strides, straight loops, with exactly the arithmetic of this ISA's
 // microkernel (accumulate over k in order from zero; the same write-back), so
@@ -102,9 +113,9 @@ namespace generic {
 PB_GEMM_TINY_DECL(float, gemm_tiny_f32);
 PB_GEMM_TINY_DECL(double, gemm_tiny_f64);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                  index_t rs_b, float beta, float* c);
+                  index_t rs_b, float beta, float* c, RowEpilogue<float> epi);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
-                  index_t rs_b, double beta, double* c);
+                  index_t rs_b, double beta, double* c, RowEpilogue<double> epi);
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
@@ -117,16 +128,16 @@ namespace avx2 {
 PB_GEMM_TINY_DECL(float, gemm_tiny_f32);
 PB_GEMM_TINY_DECL(double, gemm_tiny_f64);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                  index_t rs_b, float beta, float* c);
+                  index_t rs_b, float beta, float* c, RowEpilogue<float> epi);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
-                  index_t rs_b, double beta, double* c);
+                  index_t rs_b, double beta, double* c, RowEpilogue<double> epi);
 // A whole row of at most kNarrowRowCols columns (row_kernel_x86.h): its sum
 // over k dealt to independent chains, added pairwise at the end; the avx512
 // path uses these too.
 void gemm_row_narrow_f32(index_t n, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                         index_t rs_b, float beta, float* c);
+                         index_t rs_b, float beta, float* c, RowEpilogue<float> epi);
 void gemm_row_narrow_f64(index_t n, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
-                         index_t rs_b, double beta, double* c);
+                         index_t rs_b, double beta, double* c, RowEpilogue<double> epi);
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_pack_a_f32(index_t m, index_t k, const float* a, index_t rs, index_t cs, float* dst);
@@ -141,9 +152,9 @@ namespace avx512 {
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
-                  index_t rs_b, float beta, float* c);
+                  index_t rs_b, float beta, float* c, RowEpilogue<float> epi);
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a, const double* b,
-                  index_t rs_b, double beta, double* c);
+                  index_t rs_b, double beta, double* c, RowEpilogue<double> epi);
 }  // namespace avx512
 
 }  // namespace pb

@@ -37,6 +37,7 @@ struct RowF32 {
     static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
     static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V max(V a, V b) { return _mm256_max_ps(a, b); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static __m256i all() { return _mm256_set1_epi32(-1); }
     static __m256i tail(index_t r) {  // the first r lanes
@@ -55,6 +56,7 @@ struct RowF64 {
     static void maskstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
     static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+    static V max(V a, V b) { return _mm256_max_pd(a, b); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static __m256i all() { return _mm256_set1_epi64x(-1); }
     static __m256i tail(index_t r) {
@@ -74,29 +76,43 @@ struct RowF64 {
 constexpr index_t kRowBlock = 32;
 constexpr int kRowStrips = 4;
 
-// c[0 : NV W) = alpha acc + beta c (beta == 0: c is not read), the last
-// vector under `tail` if MASKED.
+// c[0 : NV W) = alpha acc + beta c (beta == 0: c is not read), then + bias
+// and ReLU as `epi` says (epi.bias offset like c), the last vector under
+// `tail` if MASKED. The bias and ReLU are those of bias_act_forward
+// (activations_avx2.cpp): z = r + bias, max(0, z).
+// (Masked moves only for the partial vector: on Zen 4 a vmaskmovps store
+// costs far more than a plain one.)
 template <class R, int NV, bool MASKED>
 inline void write_back(const typename R::V* acc, __m256i tail, typename R::T alpha, typename R::T beta,
-                       typename R::T* c) {
+                       typename R::T* c, RowEpilogue<typename R::T> epi) {
     using V = typename R::V;
     const V va = R::set1(alpha), vb = R::set1(beta);
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-        const __m256i mask = MASKED && v == NV - 1 ? tail : R::all();
+        const bool part = MASKED && v == NV - 1;
+        typename R::T* cv = c + v * R::W;
         V r = R::mul(va, acc[v]);
-        if (beta != 0) r = R::fmadd(vb, R::maskload(c + v * R::W, mask), r);
-        R::maskstore(c + v * R::W, mask, r);
+        if (beta != 0) r = R::fmadd(vb, part ? R::maskload(cv, tail) : R::load(cv), r);
+        if (epi.bias != nullptr) {
+            const typename R::T* bv = epi.bias + v * R::W;
+            r = R::add(r, part ? R::maskload(bv, tail) : R::load(bv));
+        }
+        if (epi.relu) r = R::max(R::zero(), r);
+        if (part)
+            R::maskstore(cv, tail, r);
+        else
+            R::store(cv, r);
     }
 }
 
 // Rows [0, k) of one strip of width w in ((NV-1)W, NV W]: acc = carry (or 0
 // if first) + sum_p a[p] B(p, 0:w); then save it in carry, or, if last, write
-// back alpha acc + beta c. MASKED: the strip's last vector is partial.
+// back alpha acc + beta c and the epilogue. MASKED: the strip's last vector is
+// partial.
 template <class R, int NV, bool MASKED>
 void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
               const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c, typename R::T* carry,
-              bool first, bool last) {
+              bool first, bool last, RowEpilogue<typename R::T> epi) {
     using V = typename R::V;
     constexpr index_t W = R::W;
     const __m256i tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
@@ -119,12 +135,13 @@ void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a,
         for (int v = 0; v < NV; ++v) R::store(carry + v * W, acc[v]);
         return;
     }
-    write_back<R, NV, MASKED>(acc, tail, alpha, beta, c);
+    write_back<R, NV, MASKED>(acc, tail, alpha, beta, c, epi);
 }
 
 template <class R>
 using RowPass = void (*)(index_t, index_t, typename R::T, const typename R::T*, index_t, const typename R::T*,
-                         index_t, typename R::T, typename R::T*, typename R::T*, bool, bool);
+                         index_t, typename R::T, typename R::T*, typename R::T*, bool, bool,
+                         RowEpilogue<typename R::T>);
 
 // row_pass<R, 1..MAX_NV, MASKED>, indexed by NV - 1.
 template <class R, bool MASKED, class Seq>
@@ -137,7 +154,8 @@ struct RowPasses<R, MASKED, std::integer_sequence<int, I...>> {
 // Columns [j0, j1) of c, in strips of at most MAX_NV vectors.
 template <class R, int MAX_NV>
 void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
-              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
+              const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c,
+              RowEpilogue<typename R::T> epi) {
     using T = typename R::T;
     using Seq = std::make_integer_sequence<int, MAX_NV>;
     constexpr const RowPass<R>* kFull = RowPasses<R, false, Seq>::table;
@@ -153,8 +171,9 @@ void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const type
             for (index_t js = jc; js < chunk_end; js += kCols, strip_carry += kCols) {
                 const index_t w = kCols < chunk_end - js ? kCols : chunk_end - js;
                 const index_t nv = (w + R::W - 1) / R::W;
+                const RowEpilogue<T> strip_epi{epi.bias != nullptr ? epi.bias + js : nullptr, epi.relu};
                 (w % R::W ? kMasked : kFull)[nv - 1](w, rows, alpha, a + p0 * inc_a, inc_a, b + p0 * rs_b + js, rs_b,
-                                                     beta, c + js, strip_carry, p0 == 0, p0 + rows == k);
+                                                     beta, c + js, strip_carry, p0 == 0, p0 + rows == k, strip_epi);
             }
         }
     }
@@ -170,7 +189,8 @@ void row_impl(index_t j0, index_t j1, index_t k, typename R::T alpha, const type
 // strip width divides). 128 x 10 float through gemm, one core: 166 -> 112 ns.
 template <class R, int NV, bool MASKED>
 void narrow_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
-                 const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
+                 const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c,
+                 RowEpilogue<typename R::T> epi) {
     using V = typename R::V;
     constexpr index_t W = R::W;
     constexpr int CH = NV == 1 ? 8 : NV == 2 ? 4 : NV <= 4 ? 2 : 1;
@@ -199,7 +219,7 @@ void narrow_pass(index_t w, index_t k, typename R::T alpha, const typename R::T*
         for (int ch = 0; ch + s < CH; ch += 2 * s)
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) acc[ch][v] = R::add(acc[ch][v], acc[ch + s][v]);
-    write_back<R, NV, MASKED>(acc[0], tail, alpha, beta, c);
+    write_back<R, NV, MASKED>(acc[0], tail, alpha, beta, c, epi);
 }
 
 template <class R, bool MASKED, class Seq>
@@ -207,18 +227,19 @@ struct NarrowPasses;
 template <class R, bool MASKED, int... I>
 struct NarrowPasses<R, MASKED, std::integer_sequence<int, I...>> {
     using Fn = void (*)(index_t, index_t, typename R::T, const typename R::T*, index_t, const typename R::T*,
-                        index_t, typename R::T, typename R::T*);
+                        index_t, typename R::T, typename R::T*, RowEpilogue<typename R::T>);
     static constexpr Fn table[sizeof...(I)] = {narrow_pass<R, I + 1, MASKED>...};
 };
 
-// c[0:n) = alpha a B + beta c for 0 < n <= kNarrowRowCols.
+// c[0:n) = alpha a B + beta c, then the epilogue, for 0 < n <= kNarrowRowCols.
 template <class R>
 void narrow_impl(index_t n, index_t k, typename R::T alpha, const typename R::T* a, index_t inc_a,
-                 const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c) {
+                 const typename R::T* b, index_t rs_b, typename R::T beta, typename R::T* c,
+                 RowEpilogue<typename R::T> epi) {
     using Seq = std::make_integer_sequence<int, static_cast<int>(kNarrowRowCols / R::W)>;
     const index_t nv = (n + R::W - 1) / R::W;
     (n % R::W ? NarrowPasses<R, true, Seq>::table : NarrowPasses<R, false, Seq>::table)[nv - 1](
-        n, k, alpha, a, inc_a, b, rs_b, beta, c);
+        n, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 
 }  // namespace row_kernel

@@ -53,6 +53,66 @@ def test_forward(isa, dtype, rng, act, with_bias, shape):
     assert np.all(np.abs(y - yr) <= tol_y)
 
 
+# A batch of one takes the row kernels (gemm.cpp, row_product): k past 256 is
+# summed in k-blocks (784 in two) whose partial rows are added at the end, and
+# a row of at most 32 columns takes the narrow kernel. Their write-back adds
+# the bias and applies ReLU itself; any other activation, or a saved
+# pre-activation, is applied after the row. Both must give the bits of the
+# separate epilogue: y computed with z saved equals y computed without, on one
+# thread or two. Widths with a partial last vector (129, 70, 33, 31) check the
+# masked tail.
+ROW_SHAPES = [(1, 784, 128), (1, 300, 129), (1, 1500, 70), (1, 200, 33), (1, 784, 10), (1, 100, 31)]
+
+
+@pytest.mark.parametrize("act", ["identity", "relu", "leaky_relu", "tanh"])
+@pytest.mark.parametrize("with_bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward_batch_of_one_fuses_the_epilogue_into_the_row(isa, dtype, rng, act, with_bias, shape):
+    m, k, n = shape
+    p = params(act)
+    x, w, b = make(rng, dtype, m, k, n, with_bias)
+    b_before = None if b is None else b.copy()
+    before = _core.get_num_threads()
+    got = []
+    try:
+        for t in (1, 2):
+            _core.set_num_threads(t)
+            got.append(_core.dense_forward(x, w, b, act, save_preact=True, **p) + _core.dense_forward(x, w, b, act, **p))
+    finally:
+        _core.set_num_threads(before)
+    (y, z, y_fused, none), (y2, z2, y2_fused, _) = got
+    assert none is None
+    for a, c in ((y, y_fused), (y, y2), (z, z2), (y, y2_fused)):
+        np.testing.assert_array_equal(a, c)
+    if b is not None:
+        np.testing.assert_array_equal(b, b_before)  # the bias is read, never written
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    zr = x64 @ w64 + (b.astype(np.float64) if b is not None else 0.0)
+    scale = np.abs(x64) @ np.abs(w64) + (np.abs(b.astype(np.float64)) if b is not None else 0.0)
+    tol_z = 2 * (k + 4) * EPS[dtype] * scale
+    assert np.all(np.abs(z - zr) <= tol_z)
+    yr = ref_forward(act, zr, **p)
+    assert np.all(np.abs(y_fused - yr) <= 8 * tol_z + 64 * EPS[dtype] * (np.abs(yr) + 1e-3))
+
+
+# The avx2 and avx512 row kernels (strips of 8 and 16 vectors) give the same
+# bits with the epilogue fused too.
+@pytest.mark.skipif("avx512" not in _core.supported_isas(), reason="this CPU has no AVX-512F/VL")
+@pytest.mark.parametrize("act", ["identity", "relu"])
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward_batch_of_one_avx2_equals_avx512(dtype, rng, act, shape):
+    x, w, b = make(rng, dtype, *shape, True)
+    before = _core.active_isa()
+    got = {}
+    try:
+        for isa in ("avx2", "avx512"):
+            _core._set_isa(isa)
+            got[isa] = _core.dense_forward(x, w, b, act)[0]
+    finally:
+        _core._set_isa(before)
+    np.testing.assert_array_equal(got["avx2"], got["avx512"])
+
+
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("accumulate", [False, True], ids=["set", "acc"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
