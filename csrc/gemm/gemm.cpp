@@ -198,7 +198,7 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
 // each stream one block of a 784-deep layer (2 x 392) rather than two (the
 // 4 x 196 of the blocked path's kc: every block pays for starting its stream
 // and for a partial row added at the end). 784 x 128 float on Zen 4, medians
-// of 6 alternations: 2.76 -> 2.60 us on two threads, 4.11 -> 3.95 on one.
+// of 6 alternations: 2.70 -> 2.61 us on two threads, 4.10 -> 3.93 on one.
 inline index_t row_k_blocks(index_t k) { return k <= 256 ? 1 : 2 * ceil_div(k, 1024); }
 
 // One row of C (m == 1, B with unit column stride): c = alpha a B + beta c,
@@ -224,7 +224,7 @@ inline index_t row_k_blocks(index_t k) { return k <= 256 ? 1 : 2 * ceil_div(k, 1
 // The row kernels' write-back adds the bias and applies ReLU (RowEpilogue):
 // the epilogue of a batch-1 dense forward then costs no pass of its own over
 // c (784-128-10 float forward, two threads, medians over 6 alternations:
-// 2.60 -> 2.48 us). Other activations, or a saved pre-activation, take
+// 2.61 -> 2.49 us; one thread 3.93 -> 3.85). Other activations, or a saved pre-activation, take
 // apply_epilogue after the row.
 template <typename T>
 void row_product(const Problem<T>& p, const Kernels<T>& kern) {
