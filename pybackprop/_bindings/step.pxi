@@ -19,8 +19,8 @@ cdef extern from "plan/mlp_plan.h" namespace "pb":
     cdef cppclass OptimSpec:
         pass
     cdef cppclass MlpPlan[T]:
-        double train_step(const T* x, index_t batch, const void* targets, const OptimSpec& opt) nogil except +
-        void forward(const T* x, index_t batch, T* out) nogil except +
+        double train_step(const T* x, index_t batch, const void* targets, const OptimSpec& opt) except + nogil
+        void forward(const T* x, index_t batch, T* out) except + nogil
 
 
 cdef class _NativePlan:
