@@ -145,7 +145,7 @@ struct Plan {
 template <typename T>
 Plan make_plan(const Problem<T>& p, const BlockSizes& bs) {
     Plan plan;
-    // Equal k-blocks of at most kc: k = 784 with kc 256 gives 200/200/200/184.
+    // Equal k-blocks of at most kc: k = 1500 with kc 512 gives 504/504/492.
     const index_t nk = ceil_div(p.k, bs.kc);
     plan.kc = imin(p.k, (ceil_div(p.k, nk) + 7) / 8 * 8);
     // B in place needs unit stride along j. Packing it (k x n copies) pays off
@@ -196,9 +196,10 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
 // The k-blocks of a row, a function of k alone: up to 256 rows, one; beyond,
 // an even number of equal blocks of at most 512 rows, so that two threads
 // each stream one block of a 784-deep layer (2 x 392) rather than two (the
-// 4 x 196 of the blocked path's kc: every block pays for starting its stream
-// and for a partial row added at the end). 784 x 128 float on Zen 4, medians
-// of 6 alternations: 2.70 -> 2.61 us on two threads, 4.10 -> 3.93 on one.
+// 4 x 196 it took when it followed the blocked path's 256-deep k-blocks:
+// every block pays for starting its stream and for a partial row added at
+// the end). 784 x 128 float on Zen 4, medians of 6 alternations: 2.70 ->
+// 2.61 us on two threads, 4.10 -> 3.93 on one.
 inline index_t row_k_blocks(index_t k) { return k <= 256 ? 1 : 2 * ceil_div(k, 1024); }
 
 // ...and the first of several k-blocks is this many rows longer than the

@@ -60,7 +60,7 @@ def run_case(rng, dtype, m, n, k, trans_a=False, trans_b=False, alpha=1.0, beta=
     assert_gemm_close(got, want, scale, k, dtype)
 
 
-# Around the tiles (4, 6, 8, 16) and the blocks (mc 96-144, kc 256).
+# Around the tiles (4, 6, 8, 16) and the blocks (mc 96-144).
 DIMS = [0, 1, 2, 5, 6, 7, 8, 13, 16, 17, 31, 97, 130]
 
 
@@ -89,8 +89,9 @@ def test_tiny_path_rows_equal_blocked_rows(isa, dtype, rng, beta, shape):
 
 # m == 1 (batch-1 inference) has a kernel of its own: strips of up to 8 vectors
 # on avx2 (64 floats, 32 doubles) and 16 on avx512 (128, 64), full or with a
-# masked last vector, up to four strips taking turns every 32 rows; k past one
-# k-block (kc = 256) is summed in k-blocks whose partial rows are then added.
+# masked last vector, up to four strips taking turns every 32 rows; k past 256
+# is summed in k-blocks fixed by k (gemm.cpp, row_k_blocks) whose partial rows
+# are then added.
 # Rows of at most 32 columns (10: a classifier's output) take the narrow
 # kernel, which deals the rows of B to independent chains of sums.
 ROW_NS = [1, 3, 8, 10, 31, 32, 33, 63, 64, 65, 90, 96, 127, 128, 129, 192, 200, 256, 257, 511, 512, 513, 600, 1100]
@@ -161,6 +162,7 @@ def test_layouts(isa, dtype, rng, la, lb, lc):
 
 @pytest.mark.parametrize("shape", [
     (301, 517, 799),   # past mc, kc: packed path
+    (97, 130, 1100),   # three k-blocks
     (403, 389, 401),
     (3, 3301, 5),      # past nc
     (3301, 3, 5),
@@ -174,7 +176,8 @@ def test_large(isa, threads, dtype, rng, shape):
     run_case(rng, dtype, m, n, k, beta=1.0)
 
 
-@pytest.mark.parametrize("shape", [(200, 390, 300), (700, 40, 300), (64, 784, 128), (512, 1024, 784)])
+@pytest.mark.parametrize("shape", [(200, 390, 300), (700, 40, 300), (64, 784, 128), (512, 1024, 784),
+                                   (130, 100, 1100)])
 def test_threads_bit_identical(isa, dtype, rng, shape):
     m, n, k = shape
     a = rng.standard_normal((m, k)).astype(dtype)
