@@ -26,8 +26,8 @@ namespace gemm_detail {
 //            large as L1, which L2 keeps fed: every k-block beyond the first
 //            costs a pass over C and, in a row split, a shared pack of B and
 //            two handoffs (Zen 4, two threads, against 256: the GEMMs of
-//            workload C 2-4% faster alone, E's 2%; C's native step 2-4% over
-//            three runs of 9-15 alternations; B's unchanged)
+//            workload C 2-4% faster alone, E's 2%; C's native step 2-3% in
+//            each of three runs of 9 alternations; B's unchanged)
 //   mc       an mc x kc block of A stays in L2 (about a third of it)
 //   nc       a kc x nc block of B stays in L3 (a few MiB)
 // kc is the *maximum*: the driver splits k into equal k-blocks of at most kc
