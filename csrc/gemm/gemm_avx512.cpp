@@ -1,7 +1,8 @@
 // Kernels of the avx512 path that differ from the AVX2 ones: the register-tile
-// microkernels inside the shared macro-kernel (macro_kernel_x86.h) and the
-// batch-1 row (row_kernel_x86.h). Packing, the tiny and narrow-row kernels and
-// the block sizes are the AVX2 ones (gemm.cpp's table).
+// microkernels inside the shared macro-kernel (macro_kernel_x86.h), the
+// batch-1 row (row_kernel_x86.h) and the narrow dW (narrow_tn, below).
+// Packing, the tiny and narrow-row kernels and the block sizes are the AVX2
+// ones (gemm.cpp's table).
 //
 // Compiled with -mavx2 -mfma -mavx512f -mavx512vl (this file only).
 //
@@ -25,6 +26,11 @@
 // The same ODR rule as gemm_avx2.cpp: nothing shared with other ISAs' files.
 #include <immintrin.h>
 
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <utility>
+
 #include "gemm/gemm_kernels.h"
 #include "gemm/macro_kernel_x86.h"
 #include "gemm/row_kernel_x86.h"
@@ -46,6 +52,10 @@ using macro_kernel::Macro;
 struct ZmmF32 {
     using T = float;
     using V = __m512;
+    using Mask = __mmask16;
+    static constexpr index_t W = 16;
+    static Mask first(index_t n) { return static_cast<Mask>((1u << n) - 1u); }
+    static V maskz_load(Mask k, const T* p) { return _mm512_maskz_loadu_ps(k, p); }
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(T x) { return _mm512_set1_ps(x); }
     static V load(const T* p) { return _mm512_loadu_ps(p); }
@@ -56,6 +66,10 @@ struct ZmmF32 {
 struct ZmmF64 {
     using T = double;
     using V = __m512d;
+    using Mask = __mmask8;
+    static constexpr index_t W = 8;
+    static Mask first(index_t n) { return static_cast<Mask>((1u << n) - 1u); }
+    static V maskz_load(Mask k, const T* p) { return _mm512_maskz_loadu_pd(k, p); }
     static V zero() { return _mm512_setzero_pd(); }
     static V set1(T x) { return _mm512_set1_pd(x); }
     static V load(const T* p) { return _mm512_loadu_pd(p); }
@@ -99,7 +113,76 @@ void ukr(index_t k, const typename Z::T* a, index_t o1, index_t o2, index_t o3, 
     }
 }
 
+// ---- Narrow C, A stored transposed: dW of a layer with few outputs
+//
+// dW = X^T G of a 10-class output layer is m x 10 with A = X^T, whose columns
+// are X's rows. Down a column of C, 16 rows are one contiguous zmm of A, so
+// here a vector runs down the columns of C: W rows by N columns in N
+// accumulators, one load of A and N broadcasts of B per k step. The microkernel
+// would instead fill 10 of its 16 lanes and, every tile being an edge tile,
+// go through a stack copy of C. Every element still gets the microkernel's
+// arithmetic (fused multiply-adds over the k-block in order from zero, then
+// the scalar form of its write-back), so results are those of the blocked
+// path, bit for bit.
+template <class Z, int N>
+void narrow_tn(index_t m, index_t k, typename Z::T alpha, const typename Z::T* a, index_t cs_a,
+               const typename Z::T* b, index_t rs_b, typename Z::T beta, typename Z::T* c, index_t rs_c) {
+    using T = typename Z::T;
+    using V = typename Z::V;
+    constexpr index_t W = Z::W;
+    const int bm = beta_mode(beta);
+    for (index_t i0 = 0; i0 < m; i0 += W) {
+        const index_t rows = m - i0 < W ? m - i0 : W;
+        const typename Z::Mask mask = Z::first(rows);
+        V acc[N];
+#pragma GCC unroll 16
+        for (int j = 0; j < N; ++j) acc[j] = Z::zero();
+        const T* ap = a + i0;
+        const T* bp = b;
+        for (index_t p = 0; p < k; ++p) {
+            const V av = rows == W ? Z::load(ap) : Z::maskz_load(mask, ap);
+#pragma GCC unroll 16
+            for (int j = 0; j < N; ++j) acc[j] = Z::fmadd(Z::set1(bp[j]), av, acc[j]);
+            ap += cs_a;
+            bp += rs_b;
+        }
+        alignas(64) T t[N][W];
+#pragma GCC unroll 16
+        for (int j = 0; j < N; ++j) Z::store(t[j], acc[j]);
+        for (index_t i = 0; i < rows; ++i) {
+            T* ci = c + (i0 + i) * rs_c;
+            for (int j = 0; j < N; ++j)
+                ci[j] = bm == kBeta0   ? alpha * t[j][i]
+                        : bm == kBeta1 ? std::fma(alpha, t[j][i], ci[j])
+                                       : std::fma(alpha, t[j][i], beta * ci[j]);
+        }
+    }
+}
+
+template <class Z, int... I>
+constexpr auto narrow_tn_table(std::integer_sequence<int, I...>) {
+    using Fn = void (*)(index_t, index_t, typename Z::T, const typename Z::T*, index_t, const typename Z::T*, index_t,
+                        typename Z::T, typename Z::T*, index_t);
+    return std::array<Fn, sizeof...(I)>{narrow_tn<Z, I + 1>...};
+}
+
+template <class Z>
+void narrow_tn_dispatch(index_t m, index_t n, index_t k, typename Z::T alpha, const typename Z::T* a, index_t cs_a,
+                        const typename Z::T* b, index_t rs_b, typename Z::T beta, typename Z::T* c, index_t rs_c) {
+    static constexpr auto table = narrow_tn_table<Z>(std::make_integer_sequence<int, static_cast<int>(Z::W) - 1>());
+    table[static_cast<std::size_t>(n - 1)](m, k, alpha, a, cs_a, b, rs_b, beta, c, rs_c);
+}
+
 }  // namespace
+
+void gemm_narrow_tn_f32(index_t m, index_t n, index_t k, float alpha, const float* a, index_t cs_a, const float* b,
+                        index_t rs_b, float beta, float* c, index_t rs_c) {
+    narrow_tn_dispatch<ZmmF32>(m, n, k, alpha, a, cs_a, b, rs_b, beta, c, rs_c);
+}
+void gemm_narrow_tn_f64(index_t m, index_t n, index_t k, double alpha, const double* a, index_t cs_a,
+                        const double* b, index_t rs_b, double beta, double* c, index_t rs_c) {
+    narrow_tn_dispatch<ZmmF64>(m, n, k, alpha, a, cs_a, b, rs_b, beta, c, rs_c);
+}
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c, RowEpilogue<float> epi) {

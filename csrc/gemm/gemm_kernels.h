@@ -153,8 +153,18 @@ void gemm_pack_b_f64(index_t k, index_t n, const double* b, index_t rs, index_t 
 }  // namespace avx2
 
 // The avx512 path: the AVX2 kernels but for the microkernels (the AVX2 tiles
-// in zmm registers, the same arithmetic) and the row (gemm_avx512.cpp).
+// in zmm registers, the same arithmetic), the row and the narrow dW
+// (gemm_avx512.cpp).
 namespace avx512 {
+// C (m x n, row stride rs_c) = alpha A B + beta C for 0 < n < 16 floats (8
+// doubles), A stored transposed (A(i, p) = a[i + p cs_a]), B row-major, k
+// within one k-block: a vector runs down each column of C (dW of a layer with
+// few outputs). The blocked path's arithmetic per element; beta == 0 does not
+// read C.
+void gemm_narrow_tn_f32(index_t m, index_t n, index_t k, float alpha, const float* a, index_t cs_a, const float* b,
+                        index_t rs_b, float beta, float* c, index_t rs_c);
+void gemm_narrow_tn_f64(index_t m, index_t n, index_t k, double alpha, const double* a, index_t cs_a,
+                        const double* b, index_t rs_b, double beta, double* c, index_t rs_c);
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g);
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g);
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,

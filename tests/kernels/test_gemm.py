@@ -223,6 +223,63 @@ def test_blocked_path_avx2_equals_avx512(threads, dtype, rng, shape, beta):
         _core._set_isa(before)
 
 
+# A narrow C whose A is stored transposed (dW = X^T G of a layer with few
+# outputs: n below a micro-panel, 16 floats or 8 doubles) takes the avx512
+# narrow_tn kernel, which runs its vectors down the columns of C; the avx2
+# path computes it in the blocked path. Same bits: every element gets the same
+# multiply-adds in the same order and the same write-back. Row tails (m not a
+# multiple of the vector), one and several k-blocks (kc 512), every beta mode,
+# A as a transposed view or in Fortran order, a strided C.
+NARROW_TN = [(1, 1, 1), (7, 3, 5), (16, 10, 64), (17, 1, 9), (63, 15, 128), (64, 10, 130),
+             (130, 7, 600), (784, 10, 64), (1024, 10, 512), (97, 2, 1100)]
+
+
+@pytest.mark.skipif("avx512" not in _core.supported_isas(), reason="this CPU has no AVX-512F/VL")
+@pytest.mark.parametrize("shape", NARROW_TN, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("beta", [0.0, 1.0, -1.5])
+def test_narrow_tn_path_equals_blocked_path(threads, dtype, rng, shape, beta):
+    m, n, k = shape
+    n = min(n, 16 if dtype == np.float32 else 7)
+    at = rng.standard_normal((k, m)).astype(dtype)      # A = at^T: columns of A contiguous
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    strided_c = np.zeros((m, 2 * n + 1), dtype)
+    before = _core.active_isa()
+    try:
+        got = {}
+        for isa in ("avx2", "avx512"):
+            _core._set_isa(isa)
+            out = strided_c.copy()[:, 1::2]
+            out[...] = c0 if beta != 0 else np.nan        # beta 0 must not read C
+            got[isa] = [_core.gemm(at, b, c0.copy(), alpha=0.75, beta=beta, trans_a=True),
+                        _core.gemm(np.asfortranarray(at.T), b, c0.copy(), alpha=-1.0, beta=beta),
+                        _core.gemm(at, b, out, alpha=1.0, beta=beta, trans_a=True)]
+        for x, y in zip(got["avx2"], got["avx512"]):
+            np.testing.assert_array_equal(x, y)
+        want, scale = reference(at, b, True, False, 0.75, beta, c0)
+        assert_gemm_close(got["avx512"][0], want, scale, k, dtype)
+    finally:
+        _core._set_isa(before)
+
+
+@pytest.mark.parametrize("shape", [(1024, 10, 512), (784, 10, 128), (130, 3, 600)])
+def test_narrow_tn_threads_bit_identical(isa, dtype, rng, shape):
+    m, n, k = shape
+    at = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    before = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        c1 = _core.gemm(at, b, trans_a=True)
+        _core.set_num_threads(2)
+        c2 = _core.gemm(at, b, trans_a=True)
+    finally:
+        _core.set_num_threads(before)
+    assert np.array_equal(c1, c2)
+    want, scale = reference(at, b, True, False, 1.0, 0.0, None)
+    assert_gemm_close(c2, want, scale, k, dtype)
+
+
 def test_zero_size_and_alpha_zero(isa, dtype, rng):
     assert _core.gemm(np.zeros((0, 5), dtype), np.zeros((5, 3), dtype)).shape == (0, 3)
     assert _core.gemm(np.zeros((4, 5), dtype), np.zeros((5, 0), dtype)).shape == (4, 0)
