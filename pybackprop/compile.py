@@ -43,7 +43,7 @@ import numpy as np
 
 from . import _core
 from . import ops as _ops
-from .nn.activation import Identity, _Activation
+from .nn.activation import Identity, fusable
 from .nn.container import Sequential
 from .nn.dropout import Dropout
 from .nn.linear import Linear
@@ -86,7 +86,7 @@ def _dense_layers(model, training):
             continue
         if type(m) is Linear:
             layers.append([m, None])
-        elif isinstance(m, _Activation):
+        elif fusable(m):
             if not layers or layers[-1][1] is not None:
                 raise _Unsupported(f"{type(m).__name__} does not follow a Linear layer")
             layers[-1][1] = m._params()
@@ -348,7 +348,13 @@ class CompiledStep(_core.CompiledStepBase):
             loss = plan.train_step(xd, yd, self._spec)
         except TypeError:  # dtype or layout: convert, then try once more
             xd = self._input(xd)
+            if self._broadcast_targets(yd, xd.shape[0]):
+                return self._broadcast_step(x, y, yd)
             loss = plan.train_step(xd, self._targets(yd, xd.shape[0]), self._spec)
+        except ValueError:
+            if not self._broadcast_targets(yd, np.shape(xd)[0] if np.ndim(xd) == 2 else -1):
+                raise
+            return self._broadcast_step(x, y, yd)
 
         # What an eager step leaves behind: the optimiser state it creates on its
         # first step, then gradients, parameter versions and step counts.
@@ -359,6 +365,25 @@ class CompiledStep(_core.CompiledStepBase):
             self._pending_state = []
         self._publish_step()
         return loss
+
+    def _broadcast_targets(self, y, batch):
+        """Targets of another shape than the output that the eager loss broadcasts against it
+        (MSE, BCE: (N,) against (N, 1) gives (N, N), as in PyTorch)."""
+        if self._loss == "cross_entropy" or batch < 0:
+            return False
+        shape = np.shape(y.data if isinstance(y, Tensor) else y)
+        if shape == (batch, self._n_out):
+            return False
+        try:
+            np.broadcast_shapes(shape, (batch, self._n_out))
+        except ValueError:
+            return False
+        return True
+
+    def _broadcast_step(self, x, y, yd):
+        _warn_eager(f"targets of shape {np.shape(yd)} are broadcast against the output's "
+                    f"({np.shape(x)[0]}, {self._n_out}) by the eager loss, which the native step does not do")
+        return self._eager_step(x, y)
 
     def _input(self, xd):
         xd = np.ascontiguousarray(xd, dtype=self.dtype)

@@ -42,6 +42,7 @@ a leaf's ``.grad`` without a copy).
 """
 import builtins
 import math
+import warnings
 
 import numpy as np
 
@@ -227,6 +228,36 @@ class Pow(Op):
         if p == 0:
             return (g * 0, None)
         return (g * (ctx.x(0) ** (p - 1) * p), None)
+
+
+class PowTensor(Op):
+    """``a ** b`` with an array or Tensor exponent, elementwise with broadcasting; a
+    negative base with an integral exponent has its real value, as in numpy and PyTorch.
+    d/da = b a^(b-1); d/db = a^b log a, taken as 0 where a == 0 (PyTorch's convention: the
+    limit along b >= 0), NaN for a negative base."""
+    name = "pow"
+    fresh = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = np.power(a, b)
+        ctx.out = y
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        a, b = ctx.x(0), ctx.x(1)
+        ga = gb = None
+        if n[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), ctx.shape(0))
+        if n[1]:
+            ad = _data(a)
+            safe = a + (ad == 0).astype(ad.dtype)   # log 1 = 0 where the base is 0
+            with np.errstate(invalid="ignore"):     # (a negative base: NaN, as in PyTorch)
+                log_a = safe.log() if isinstance(safe, Tensor) else np.log(safe)
+            gb = unbroadcast(g * ctx.y() * log_a, ctx.shape(1))
+        return ga, gb
 
 
 class Exp(Op):
@@ -887,9 +918,9 @@ def neg(a):
 
 
 def pow(a, exponent):
-    """``a ** exponent``; a Tensor exponent is computed as exp(exponent · log a)."""
+    """``a ** exponent``: a number, or an array or Tensor of exponents (elementwise)."""
     if isinstance(exponent, (Tensor, np.ndarray)):
-        return exp(log(a) * exponent)
+        return apply(PowTensor, _arg(a), _arg(exponent))
     if isinstance(exponent, np.generic):
         exponent = float(exponent)
     if not isinstance(exponent, (int, float)):
@@ -898,9 +929,9 @@ def pow(a, exponent):
 
 
 def rpow(base, a):
-    """``base ** a`` for a number ``base`` > 0."""
-    if isinstance(base, (Tensor, np.ndarray)):
-        return exp(log(base) * a)
+    """``base ** a`` for a number, array or Tensor ``base``."""
+    if isinstance(base, (Tensor, np.ndarray)) or base <= 0:
+        return apply(PowTensor, _arg(base), _arg(a))
     return exp(_arg(a) * math.log(base))
 
 
@@ -1100,11 +1131,16 @@ def maxout(x, w, b=None):
     if b is not None:
         b = _arg(b)
     x, w, b = _promote(x, w, b)
-    wd = _data(w)
-    if wd.ndim != 3 or _data(x).ndim != 2 or _data(x).shape[1] != wd.shape[1]:
-        raise ValueError(f"maxout: x {_data(x).shape} and weight {wd.shape} do not fit "
-                         "(x (N, in), weight (pieces, in, out))")
-    return apply(Maxout, x, w, b)
+    wd, xd = _data(w), _data(x)
+    if wd.ndim != 3 or xd.ndim < 1 or xd.shape[-1] != wd.shape[1]:
+        raise ValueError(f"maxout: x {xd.shape} and weight {wd.shape} do not fit "
+                         "(x (..., in), weight (pieces, in, out))")
+    if xd.ndim == 2:
+        return apply(Maxout, x, w, b)
+    # Like Linear: any leading dimensions (none for a single example).
+    lead = xd.shape[:-1]
+    y = apply(Maxout, reshape(x, -1, xd.shape[-1]), w, b)
+    return reshape(y, lead + (wd.shape[2],))
 
 
 def _along_last(fn_op, x, dim):
@@ -1174,6 +1210,11 @@ def _same_shape(a, b):
 
 def mse_loss(input, target, reduction="mean"):
     a, b = _promote(_arg(input), _arg(target))
+    sa, sb = _data(a).shape, _data(b).shape
+    if sa != sb:  # PyTorch's warning: (N, 1) against (N,) broadcasts to (N, N)
+        warnings.warn(f"mse_loss: target of shape {sb} differs from the input's {sa}; they are "
+                      f"broadcast to {np.broadcast_shapes(sa, sb)}, which is likely not what you "
+                      "want", UserWarning, stacklevel=2)
     a, b = _same_shape(a, b)
     _reduction_scale(reduction, 1)
     return apply(MSE, a, b, reduction)

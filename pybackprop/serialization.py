@@ -47,7 +47,7 @@ def _encode(obj, arrays, where, Tensor):
     if isinstance(obj, (bool, np.bool_)):
         return {"b": bool(obj)}
     if Tensor is not None and isinstance(obj, Tensor):
-        arr = np.ascontiguousarray(obj.numpy())
+        arr = np.asarray(obj.numpy(), order="C")
         arrays.append(_check_array(arr, where))
         return {"tensor": len(arrays) - 1, "requires_grad": bool(getattr(obj, "requires_grad", False))}
     if isinstance(obj, np.ndarray):

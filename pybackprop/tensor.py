@@ -528,20 +528,55 @@ def _shape(shape):
     return tuple(shape)
 
 
-def zeros(*shape, dtype=None, requires_grad=False, **kw):
-    """``zeros(2, 3)`` or ``zeros((2, 3))`` (or ``shape=(2, 3)``)."""
-    shape = kw.pop("shape", None) or _shape(shape)
+def _shape_and_options(args, kw, dtype, requires_grad, name):
+    """Arguments of ``zeros``/``ones``: ``(2, 3)``, ``((2, 3),)``, ``shape=(2, 3)``, and the
+    positional form of the API contract, ``(shape, dtype=None, requires_grad=False)``:
+    ``zeros((2, 3), pb.float64)`` or ``zeros(3, "float64", True)``. The dimensions are the
+    leading integers (or one tuple/list); what follows is dtype, then requires_grad."""
+    args = list(args)
+    if args and isinstance(args[0], (tuple, list)):
+        shape, rest = tuple(args[0]), args[1:]
+    else:
+        n = 0
+        while n < len(args) and isinstance(args[n], (int, np.integer)) and not isinstance(args[n], bool):
+            n += 1
+        shape, rest = tuple(args[:n]), args[n:]
+    if "shape" in kw:
+        if shape:
+            raise TypeError(f"{name}() got the shape both positionally and as shape=")
+        shape = kw.pop("shape")
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if kw:
-        raise TypeError(f"unexpected keyword arguments {sorted(kw)}")
-    return _make(np.zeros(shape, as_dtype(dtype) or float32), requires_grad)
+        raise TypeError(f"{name}() got unexpected keyword arguments {sorted(kw)}")
+    if rest and isinstance(rest[0], (float, np.floating)):
+        raise TypeError(f"{name}(): dimensions must be non-negative integers, got {rest[0]!r}")
+    if len(rest) > 2:
+        raise TypeError(f"{name}(shape, dtype=None, requires_grad=False): too many positional arguments "
+                        f"after the shape: {rest!r}")
+    if rest:
+        if dtype is not None:
+            raise TypeError(f"{name}() got dtype both positionally and as a keyword")
+        dtype = rest[0]
+    if len(rest) == 2:
+        if requires_grad:
+            raise TypeError(f"{name}() got requires_grad both positionally and as a keyword")
+        requires_grad = rest[1]
+    for d in shape:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 0:
+            raise TypeError(f"{name}(): dimensions must be non-negative integers, got shape {shape!r}")
+    return shape, as_dtype(dtype) or float32, bool(requires_grad)
+
+
+def zeros(*shape, dtype=None, requires_grad=False, **kw):
+    """``zeros(2, 3)``, ``zeros((2, 3))``, ``zeros((2, 3), pb.float64)`` or ``zeros(shape=(2, 3))``."""
+    shape, dtype, requires_grad = _shape_and_options(shape, kw, dtype, requires_grad, "zeros")
+    return _make(np.zeros(shape, dtype), requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False, **kw):
-    """``ones(2, 3)`` or ``ones((2, 3))`` (or ``shape=(2, 3)``)."""
-    shape = kw.pop("shape", None) or _shape(shape)
-    if kw:
-        raise TypeError(f"unexpected keyword arguments {sorted(kw)}")
-    return _make(np.ones(shape, as_dtype(dtype) or float32), requires_grad)
+    """``ones(2, 3)``, ``ones((2, 3))``, ``ones((2, 3), pb.float64)`` or ``ones(shape=(2, 3))``."""
+    shape, dtype, requires_grad = _shape_and_options(shape, kw, dtype, requires_grad, "ones")
+    return _make(np.ones(shape, dtype), requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False):

@@ -230,7 +230,7 @@ def _accumulate_leaf(t, g, fresh, create_graph):
         np.add(cd, g, out=cd)
         cur._version += 1
     else:
-        t.grad = _make(np.ascontiguousarray(cd + g))
+        t.grad = _make(np.asarray(cd + g, order="C"))
 
 
 def run(roots, root_grads, retain_graph, create_graph, capture=None):
@@ -282,10 +282,31 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None):
             if retain_graph and len(root_nodes) == 1:
                 root_nodes[0].topo = order
 
+        # autograd.grad: run only the nodes that lead to a requested input; the rest of the
+        # graph (below a requested non-leaf, or off to the side) is neither run nor freed.
+        reach = None
+        if capture is not None:
+            reach = set()
+            for node in reversed(order):
+                for t in node.inputs:
+                    if not isinstance(t, Tensor):
+                        continue
+                    fn = t.grad_fn
+                    if (id(t) in leaf_slot) if fn is None else (fn in node_slot or fn in reach):
+                        reach.add(node)
+                        break
+        ran = []
+
         for node in order:
             g = pending.pop(node, None)
             if g is None:
                 continue
+            if reach is not None and node not in reach:
+                if node in node_slot:
+                    for i in node_slot[node]:
+                        captured[i] = g
+                continue
+            ran.append(node)
             if node.freed:
                 raise RuntimeError(_FREED.format(node.op.name))
             if node.retained is not None:
@@ -322,7 +343,7 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None):
                     pending[fn] = gi if p is None else p + gi
 
         if not retain_graph:
-            for node in order:
+            for node in (order if reach is None else ran):
                 node.freed = True
                 node.out = None
                 node.saved = None

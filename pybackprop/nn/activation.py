@@ -17,6 +17,14 @@ class _Activation(Module):
         return _ops.apply(_ops.Act, _ops._arg(x), self._params())
 
 
+def fusable(m):
+    """Whether ``m`` is one of these activations as the library defines it, so that its
+    kernel activation can stand in for calling it (``Sequential``'s and ``pb.compile``'s
+    fused dense layers). A subclass that overrides ``forward`` computes something else
+    and is called as it is."""
+    return isinstance(m, _Activation) and type(m).forward in (_Activation.forward, Identity.forward)
+
+
 class ReLU(_Activation):
     def _params(self):
         return _ops._P_RELU

@@ -2,7 +2,7 @@
 from collections import OrderedDict
 
 from .. import ops as _ops
-from .activation import _Activation
+from .activation import fusable
 from .linear import Linear
 from .module import Module
 
@@ -48,7 +48,7 @@ class Sequential(Module):
         while i < len(mods):
             m = mods[i]
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if type(m) is Linear and isinstance(nxt, _Activation):
+            if type(m) is Linear and fusable(nxt):
                 plan.append((m, nxt))
                 i += 2
             elif type(m) is Linear:

@@ -3,10 +3,11 @@
 Fans with our layout: a weight is stored ``(..., in_features, out_features)`` (the transpose
 of PyTorch's ``(out, in)``), so ``fan_in = shape[-2]`` and ``fan_out = shape[-1]``. Leading
 axes (Maxout's pieces) index independent maps and do not enter the fans. 1-D tensors
-have no fans (ValueError), as in PyTorch.
+have no fans (ValueError), as in PyTorch. Each takes a Tensor or a float numpy array.
 """
 import math
 
+import numpy as np
 
 from .. import random as _random
 
@@ -39,6 +40,13 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def _fill(t, values):
+    """Write ``values`` into ``t``: a Tensor (its version counter moves, as for any in-place
+    change) or a float numpy array, filled in place like one."""
+    if isinstance(t, np.ndarray):
+        if t.dtype.kind != "f":
+            raise TypeError(f"an initialiser needs a floating-point array, got dtype {t.dtype}")
+        t[...] = values
+        return t
     t.data[...] = values
     t._version += 1
     return t

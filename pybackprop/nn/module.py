@@ -197,7 +197,7 @@ class Module:
         for m in self.modules():
             for name, p in list(m._parameters.items()):
                 if p is not None and p.data.dtype != dtype:
-                    p.data = np.ascontiguousarray(p.data.astype(dtype))
+                    p.data = np.asarray(p.data.astype(dtype), order="C")
                     p.grad = None
                     p._version += 1
         if hasattr(self, "_plan"):

@@ -18,7 +18,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty(0, np.float32)
         arr = _to_array(data)
-        self.data = np.ascontiguousarray(arr)
+        self.data = np.asarray(arr, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         self.grad = None
         self.grad_fn = None
         self._vc = [0]

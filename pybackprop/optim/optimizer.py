@@ -36,7 +36,7 @@ class Optimizer:
             if p.grad_fn is not None:
                 raise ValueError("can't optimize a non-leaf Tensor")
             if not p.data.flags.c_contiguous:
-                p.data = np.ascontiguousarray(p.data)
+                p.data = np.asarray(p.data, order="C")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -72,7 +72,7 @@ class Optimizer:
         g = p.grad.data
         pd = p.data
         if g.dtype != pd.dtype or not g.flags.c_contiguous:
-            g = np.ascontiguousarray(g, dtype=pd.dtype)
+            g = np.asarray(g, dtype=pd.dtype, order="C")
         return g
 
     # ----------------------------------------------------------------- state

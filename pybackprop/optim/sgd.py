@@ -23,8 +23,11 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+    # After momentum, keywords only: the API contract lists (params, lr, momentum, nesterov,
+    # weight_decay) and PyTorch (params, lr, momentum, dampening, weight_decay, nesterov), so
+    # a fourth positional argument would mean nesterov to one reader and dampening to the other.
+    def __init__(self, params, lr=1e-3, momentum=0.0, *, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, maximize=False):
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
