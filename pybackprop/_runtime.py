@@ -2,6 +2,8 @@
 import os
 import warnings
 
+import numpy as np
+
 try:
     from . import _core
 except ImportError as exc:                      # the source tree, not an installed (or built) package
@@ -16,6 +18,13 @@ __all__ = ["backend_info", "set_num_threads", "get_num_threads"]
 
 
 def _apply_environment():
+    raw = os.environ.get("PYBACKPROP_NUM_THREADS", "").strip()
+    if raw:
+        if raw.isdigit() and 1 <= int(raw) <= 1024:
+            _core.set_num_threads(int(raw))   # (as written, "2 " would not parse natively)
+        else:
+            warnings.warn(f"PYBACKPROP_NUM_THREADS={raw!r} is not a thread count from 1 to 1024; "
+                          f"using {_core.get_num_threads()}", RuntimeWarning, stacklevel=3)
     requested = os.environ.get("PYBACKPROP_ISA", "").strip().lower()
     if not requested:
         return
@@ -24,6 +33,9 @@ def _apply_environment():
     if requested not in _core.supported_isas():
         warnings.warn(f"PYBACKPROP_ISA={requested!r}: this CPU cannot run it; using {_core.active_isa()!r}",
                       RuntimeWarning, stacklevel=3)
+    else:
+        # The native core reads the variable as written; " Generic" or "AVX2" count here too.
+        _core._set_isa(requested)
 
 
 def backend_info():
@@ -34,11 +46,11 @@ def backend_info():
 def set_num_threads(n):
     """Set how many threads the kernels may use (the default is the number of cores,
     or PYBACKPROP_NUM_THREADS). Small kernels stay on one thread whatever this is."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads expects n >= 1, got {n}")
-    _core.set_num_threads(n)
+    if not 1 <= n <= 1024:
+        raise ValueError(f"set_num_threads expects 1 <= n <= 1024, got {n}")
+    _core.set_num_threads(int(n))
 
 
 def get_num_threads():

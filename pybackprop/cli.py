@@ -69,6 +69,13 @@ def _positive_int(text):
     return v
 
 
+def _thread_count(text):
+    v = _positive_int(text)
+    if v > 1024:
+        raise argparse.ArgumentTypeError(f"expected a thread count from 1 to 1024, got {v}")
+    return v
+
+
 def _nonneg_int(text):
     try:
         v = int(text)
@@ -103,6 +110,8 @@ def _hidden_sizes(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 256,128, got {text!r}") from None
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
+    if any(s > 1 << 20 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes above {1 << 20} units are not supported, got {text!r}")
     return sizes
 
 
@@ -150,7 +159,7 @@ def _make_parser():
     t.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                    help="use only the first N training examples (before the validation split)")
     t.add_argument("--dtype", choices=("float32", "float64"), default=None, help="precision [default: float32]")
-    t.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    t.add_argument("--threads", type=_thread_count, default=None, metavar="N",
                    help="kernel threads [default: all cores]")
     t.add_argument("--output", "-o", default=None, metavar="DIR",
                    help="run directory to write [default: runs/YYYYmmdd-HHMMSS]")
@@ -168,7 +177,7 @@ def _make_parser():
     e.add_argument("--model", required=True, metavar="DIR", help="run directory (or model.pb file)")
     e.add_argument("--dataset", default=None, metavar="NAME", help="data set to test on [default: the training one]")
     e.add_argument("--data-root", default=None, metavar="DIR", help="where Fashion-MNIST is")
-    e.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="kernel threads")
+    e.add_argument("--threads", type=_thread_count, default=None, metavar="N", help="kernel threads")
     e.add_argument("--no-plot", dest="plot", action="store_false", help="do not write confusion.png")
     e.set_defaults(func=cmd_evaluate)
 
@@ -177,7 +186,7 @@ def _make_parser():
                                    "or (N, 28, 28); uint8 pixels are scaled to [0, 1] as in training.")
     r.add_argument("--model", required=True, metavar="DIR", help="run directory (or model.pb file)")
     r.add_argument("input", metavar="INPUT.npy", help="numpy file of examples")
-    r.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="kernel threads")
+    r.add_argument("--threads", type=_thread_count, default=None, metavar="N", help="kernel threads")
     r.set_defaults(func=cmd_predict)
     return p
 
@@ -252,6 +261,11 @@ def _model_from_file(path):
         model.load_state_dict(blob["state_dict"])
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CLIError(f"{path}: inconsistent model file ({type(exc).__name__}: {exc})") from None
+    except MemoryError:
+        raise CLIError(f"{path}: the model it describes does not fit in memory") from None
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.data).all():
+            raise CLIError(f"{path}: parameter {name} holds NaN or infinite values")
     model.eval()
     return model, c, path
 
@@ -743,12 +757,16 @@ def cmd_predict(args):
         raise CLIError(f"{args.input}: expected numbers, got dtype {X.dtype}")
     if X.ndim == 1 and X.size == c["in_features"]:
         X = X[None]
-    X = X.reshape(X.shape[0], -1) if X.ndim >= 2 else X
+    X = X.reshape(X.shape[0], int(np.prod(X.shape[1:]))) if X.ndim >= 2 else X
     if X.ndim != 2 or X.shape[1] != c["in_features"]:
         raise CLIError(f"{args.input}: shape {X.shape} does not give {c['in_features']} features per row")
     Xf = X.astype(np.dtype(c["dtype"]))
     if X.dtype == np.uint8:
         Xf /= 255
+    bad = ~np.isfinite(Xf).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise CLIError(f"{args.input}: {len(rows)} row(s) hold NaN or infinite values (first: row {rows[0]})")
     with pb.no_grad():
         logits = np.concatenate([model(Xf[i:i + EVAL_BATCH]).numpy() for i in range(0, len(Xf), EVAL_BATCH)]) \
             if len(Xf) else np.zeros((0, c["classes"]))
@@ -780,6 +798,10 @@ def main(argv=None):
         print(f"pybackprop {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
+        return 1
+    except MemoryError:
+        print(f"pybackprop {args.command}: error: out of memory (are the layer sizes or the batch size "
+              "larger than intended?)", file=sys.stderr)
         return 1
 
 

@@ -47,8 +47,10 @@ from .nn.activation import Identity, fusable
 from .nn.container import Sequential
 from .nn.dropout import Dropout
 from .nn.linear import Linear
+from .nn.module import Module, watch as _watch_module
 from .nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .optim.adam import Adam, AdamW
+from .optim.optimizer import check_hyper
 from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
 from .tensor import Tensor, from_numpy
@@ -98,6 +100,13 @@ def _dense_layers(model, training):
                                "(Linear, its activations, Identity, Dropout in eval mode)")
     if not layers:
         raise _Unsupported("the model has no Linear layer")
+    for lin, _ in layers:  # the native plan reads the arrays by these shapes
+        w, b = lin.weight.data, None if lin.bias is None else lin.bias.data
+        if w.shape != (lin.in_features, lin.out_features) or (b is not None and b.shape != (lin.out_features,)):
+            raise ValueError(f"Linear({lin.in_features}, {lin.out_features}) has a weight of shape {w.shape}"
+                             + ("" if b is None else f" and a bias of shape {b.shape}")
+                             + f": expected ({lin.in_features}, {lin.out_features})"
+                             + ("" if b is None else f" and ({lin.out_features},)"))
     dtypes = {lin.weight.data.dtype for lin, _ in layers}
     if len(dtypes) != 1:
         raise _Unsupported(f"the layers mix dtypes {sorted(map(str, dtypes))}")
@@ -164,6 +173,25 @@ _HP_KEYS["adamw"] = _HP_KEYS["adam"]
 
 
 def _write_hyper_parameters(spec, kind, hp):
+    # A setting changed from Python between steps is checked as the optimiser's
+    # constructor checks it (a NaN learning rate would turn every weight into NaN).
+    if kind == "sgd":
+        lr, mom, damp, wd = hp[:4]
+        for name, v in (("learning rate", lr), ("momentum", mom), ("dampening", damp), ("weight_decay", wd)):
+            check_hyper(name, v)
+    elif kind in ("adam", "adamw"):
+        lr, betas, eps, wd = hp[:4]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        check_hyper("beta1", betas[0], 0.0, 1.0, high_open=True)
+        check_hyper("beta2", betas[1], 0.0, 1.0, high_open=True)
+        for name, v in (("learning rate", lr), ("epsilon", eps), ("weight_decay", wd)):
+            check_hyper(name, v)
+    else:
+        lr, alpha, eps, wd, mom = hp[:5]
+        check_hyper("alpha", alpha, 0.0, 1.0)
+        for name, v in (("learning rate", lr), ("epsilon", eps), ("weight_decay", wd), ("momentum", mom)):
+            check_hyper(name, v)
     if kind == "sgd":
         spec.lr, spec.momentum, spec.dampening, spec.weight_decay, spec.nesterov, spec.maximize = hp
     elif kind in ("adam", "adamw"):
@@ -180,6 +208,24 @@ def _loss_kind(loss_fn):
     if loss_fn.reduction not in ("mean", "sum"):
         raise _Unsupported(f"reduction={loss_fn.reduction!r} (a compiled step returns one number)")
     return kind
+
+
+def _watch(compiled, *roots):
+    """Have ``compiled._module_edited()`` called when any module under ``roots`` changes
+    (nn.module.watch): what was captured from them is then out of date."""
+    for root in roots:
+        if isinstance(root, Module):
+            for m in root.modules():
+                _watch_module(m, compiled)
+
+
+def _as_input(x, dtype):
+    """An input converted as the eager model converts it: real numbers only (a complex,
+    object or string array is a TypeError, not a cast with a warning), any shape kept."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"input of dtype {a.dtype}: a model takes real numbers")
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def _warn_eager(reason):
@@ -205,13 +251,21 @@ class CompiledStep(_core.CompiledStepBase):
     def _recapture(self):
         """Capture (again); on failure run eagerly, saying why once."""
         self._plan = None
+        self._edited = False
         self.fallback_reason = None
         self._training = self.model.training
+        _watch(self, self.model, self.loss_fn)
         try:
             self._capture()
         except _Unsupported as why:
             self.fallback_reason = str(why)
             _warn_eager(why)
+
+    def _module_edited(self):
+        """A module of the model or the loss was edited (a layer replaced, a bias removed, an
+        activation's or the loss's settings changed): the next step captures again."""
+        self._plan = None     # (so the fast path hands the next call to _call)
+        self._edited = True
 
     # The eager step, used when the model cannot be compiled.
     def _eager_step(self, x, y):
@@ -318,9 +372,10 @@ class CompiledStep(_core.CompiledStepBase):
         self._plan.set_steps(steps)
 
     def _call(self, x, y):
-        # What the capture depends on: train/eval mode (Dropout), and which
-        # state buffers the optimiser's settings need (momentum, amsgrad, centered).
-        if self.model.training != self._training:
+        # What the capture depends on: the modules (edited: _module_edited), train/eval
+        # mode (Dropout), and which state buffers the optimiser's settings need
+        # (momentum, amsgrad, centered).
+        if self._edited or self.model.training != self._training:
             self._recapture()
         plan = self._plan
         if plan is None:
@@ -386,7 +441,7 @@ class CompiledStep(_core.CompiledStepBase):
         return self._eager_step(x, y)
 
     def _input(self, xd):
-        xd = np.ascontiguousarray(xd, dtype=self.dtype)
+        xd = _as_input(xd, self.dtype)
         if xd.ndim != 2 or xd.shape[1] != self._n_in:
             raise ValueError(f"input of shape {xd.shape}: the model takes (batch, {self._n_in}) features")
         return xd
@@ -420,13 +475,23 @@ class CompiledModel(_core.CompiledModelBase):
 
     def __init__(self, model):
         self.model = model
-        self.fallback_reason = None
+        self._recapture()
+
+    def _recapture(self):
         self._plan = None
+        self._edited = False
+        self.fallback_reason = None
+        _watch(self, self.model)
         try:
             self._capture()
         except _Unsupported as why:
             self.fallback_reason = str(why)
             _warn_eager(why)
+
+    def _module_edited(self):
+        """A module of the model was edited: the next call captures again."""
+        self._plan = None
+        self._edited = True
 
     def _capture(self):
         layers = _dense_layers(self.model, training=False)
@@ -453,6 +518,8 @@ class CompiledModel(_core.CompiledModelBase):
         self._plan = _core.MlpPlan(self.dtype.name, _layer_specs(layers), "none", "mean", weights, biases)
 
     def _call(self, x):
+        if self._edited:
+            self._recapture()
         if self._plan is None:
             from .autograd import no_grad
             was_training = self.model.training
@@ -474,7 +541,7 @@ class CompiledModel(_core.CompiledModelBase):
                 break
         xd = x.data if isinstance(x, Tensor) else x
         if type(xd) is not np.ndarray or xd.dtype != self.dtype or not xd.flags.c_contiguous:
-            xd = np.ascontiguousarray(xd, dtype=self.dtype)
+            xd = _as_input(xd, self.dtype)
         if xd.ndim == 1:  # one example in, one row out, as the eager model gives
             return self(xd.reshape(1, -1))[0]
         if xd.ndim != 2 or xd.shape[1] != self._n_in:

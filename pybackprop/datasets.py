@@ -246,6 +246,9 @@ def spirals(n=100, classes=3, seed=0, noise=0.2):
     Returns X float32 of shape (n*classes, 2) and y int64 of shape (n*classes,), ordered by class.
     Arm k has angle k*2pi/classes + 4*r*(one turn) + Gaussian noise of std `noise`, radius r in [0, 1].
     """
+    for name, v in (("n", n), ("classes", classes)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"spirals: {name} must be an int, got {type(v).__name__} {v!r}")
     n, classes = int(n), int(classes)
     if n < 1 or classes < 1:
         raise ValueError(f"spirals needs n >= 1 and classes >= 1, got n={n}, classes={classes}")

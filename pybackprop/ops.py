@@ -1175,8 +1175,15 @@ def _targets(t, n):
         if t.dtype.kind == "f":
             if not np.all(t == np.round(t)):
                 raise TypeError("class-index targets must be integers")
+            big = ~(np.abs(t) < 2.0 ** 62)
+            if big.any():
+                raise ValueError(f"target {float(t[big].flat[0])!r} is not a class index")
             t = t.astype(np.int64)
     arr = np.asarray(t)
+    if arr.size == 0 and arr.dtype.kind == "f":   # [] for an empty batch
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"target {arr.max()} is not a class index")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != n:
@@ -1222,7 +1229,9 @@ def mse_loss(input, target, reduction="mean"):
 
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     a, b = _promote(_arg(input), _arg(target))
-    a, b = _same_shape(a, b)
+    if _data(a).shape != _data(b).shape:  # as in PyTorch (MSE broadcasts, with a warning)
+        raise ValueError(f"binary_cross_entropy_with_logits: target of shape {_data(b).shape} must have "
+                         f"the input's shape {_data(a).shape}")
     _reduction_scale(reduction, 1)
     return apply(BCEWithLogits, a, b, reduction)
 

@@ -196,7 +196,10 @@ def save(obj, path):
     exactly `path` (no extension is added), atomically. Tensors are stored as arrays of their dtype
     and come back as tensors."""
     arrays = []
-    tree = _encode(obj, arrays, "the object", _tensor_type())
+    try:
+        tree = _encode(obj, arrays, "the object", _tensor_type())
+    except RecursionError:
+        raise ValueError("pb.save: the object nests too deeply, or contains itself") from None
     header = json.dumps({"format": _FORMAT, "version": _VERSION, "arrays": len(arrays), "tree": tree},
                         ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     members = {_HEADER: np.frombuffer(header.encode("ascii"), dtype=np.uint8)}

@@ -270,6 +270,24 @@ def test_one_line_errors(data_dir, tmp_path):
     shutil.copytree(out, broken)
     (broken / "checkpoint.pb").write_bytes((broken / "checkpoint.pb").read_bytes()[:-10])
     one_line_error(run_cli("train", "--resume", str(broken), "--epochs", "2"), "checkpoint.pb")
+    # NaN or infinite inputs are refused, naming the rows; an empty input prints just the header
+    x = np.random.default_rng(0).random((3, 36)).astype(np.float32)
+    x[1, 4] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    one_line_error(run_cli("predict", "--model", str(out), str(tmp_path / "nan.npy")), "1 row(s)", "row 1")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 36), np.float32))
+    r = run_cli("predict", "--model", str(out), str(tmp_path / "empty.npy"))
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 1, (r.stdout, r.stderr)
+    one_line_error(run_cli("train", "--threads", "99999"), "--threads", "1 to 1024")
+    one_line_error(run_cli("train", "--hidden", "99999999999"), "--hidden", "not supported")
+    # a model file whose weights hold NaN
+    blob = load(str(out / "model.pb"))
+    key = next(iter(blob["state_dict"]))
+    blob["state_dict"][key] = np.full_like(blob["state_dict"][key], np.nan)
+    from pybackprop.serialization import save
+    save(blob, str(tmp_path / "nan_model.pb"))
+    one_line_error(run_cli("predict", "--model", str(tmp_path / "nan_model.pb"), str(tmp_path / "bad.npy")),
+                   "NaN or infinite", key)
     (out / "model.pb").write_bytes((out / "model.pb").read_bytes()[:100])
     one_line_error(run_cli("evaluate", "--model", str(out)), "model.pb")
 

@@ -104,8 +104,12 @@ def test_set_num_threads_validates_and_round_trips():
         pb.set_num_threads(2)
         assert pb.get_num_threads() == 2
         assert pb.backend_info()["threads"] == 2
-        with pytest.raises(ValueError, match=">= 1"):
+        with pytest.raises(ValueError, match="1 <= n <= 1024, got 0"):
             pb.set_num_threads(0)
+        with pytest.raises(ValueError, match="1 <= n <= 1024, got 1099511627776"):
+            pb.set_num_threads(2 ** 40)          # not pybind11's "incompatible function arguments"
+        pb.set_num_threads(np.int64(1))
+        assert pb.get_num_threads() == 1
         with pytest.raises(TypeError):
             pb.set_num_threads(1.5)
     finally:

@@ -23,6 +23,7 @@ def act_forward(activation, z, *, double alpha=0.01, double beta=1.0, double thr
     cdef ActParams p = act_params(alpha, beta, threshold)
     z = contiguous(float_array(z, "z"))
     out = output_array(out, tuple(z.shape), z.dtype, "out")
+    check_in_place(out, "out", z, "z", "act_forward")
     cdef index_t n = z.size
     cdef void* zp = data_ptr(z)
     cdef void* yp = data_ptr(out)
@@ -49,6 +50,8 @@ def act_backward(activation, upstream, saved, *, double alpha=0.01, double beta=
     check_same_dtype(upstream, "upstream", saved, "saved")
     check_same_shape(upstream, "upstream", saved, "saved")
     out = output_array(out, tuple(upstream.shape), upstream.dtype, "out")
+    check_in_place(out, "out", upstream, "upstream", "act_backward")
+    check_in_place(out, "out", saved, "saved", "act_backward")
     cdef index_t n = upstream.size
     cdef void* up = data_ptr(upstream)
     cdef void* sp = data_ptr(saved)

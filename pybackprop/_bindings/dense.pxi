@@ -91,6 +91,11 @@ def dense_backward(dy, saved, x, w, activation="identity", *, double alpha=0.01,
         dw = output_array(dw_out, (k, n), x.dtype, "dw_out")
     if need_db:
         db = output_array(db_out, (n,), x.dtype, "db_out")
+    operands = (("dy", dy), ("saved", saved), ("x", x), ("w", w))
+    if dw is not None:
+        check_apart(dw, "dw_out", operands + (("db_out", db),), "dense_backward")
+    if db is not None:
+        check_apart(db, "db_out", operands, "dense_backward")
     cdef void* dyp = data_ptr(dy)
     cdef void* sp = data_ptr(saved)
     cdef void* xp = data_ptr(x)

@@ -23,14 +23,14 @@ cdef object element_strided(a):
 
 
 cdef void byte_extent(a, char** lo, char** hi):
-    """The first and one-past-last byte a 2-D array can touch."""
+    """The first and one-past-last byte an array (any number of dimensions) can touch."""
     cdef char* p = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
     cdef cnp.npy_intp* st = cnp.PyArray_STRIDES(<cnp.ndarray>a)
     cdef cnp.npy_intp* dm = cnp.PyArray_DIMS(<cnp.ndarray>a)
     cdef char* first = p
     cdef char* last = p
     cdef int d
-    for d in range(2):
+    for d in range(cnp.PyArray_NDIM(<cnp.ndarray>a)):
         if dm[d] == 0:
             lo[0] = p
             hi[0] = p
@@ -81,6 +81,20 @@ cdef bint may_overlap(x, y):
     byte_extent(x, &xl, &xh)
     byte_extent(y, &yl, &yh)
     return xl < yh and yl < xh and xl != xh and yl != yh
+
+
+cdef check_in_place(out, str out_name, x, str x_name, str fn):
+    """An elementwise kernel may write over its input exactly (in place), never over part of it."""
+    if may_overlap(out, x) and (data_ptr(out) != data_ptr(x) or out.strides != x.strides):
+        raise ValueError(f"{fn}: {out_name} partly overlaps {x_name}; pass a separate array, or {x_name} "
+                         "itself to work in place")
+
+
+cdef check_apart(out, str out_name, inputs, str fn):
+    """An output that must share no memory with any of `inputs` ((name, array) pairs)."""
+    for name, x in inputs:
+        if x is not None and may_overlap(out, x):
+            raise ValueError(f"{fn}: {out_name} shares memory with {name}; pass a separate array")
 
 
 def gemm(a, b, out=None, *, bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):

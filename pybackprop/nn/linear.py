@@ -62,6 +62,8 @@ class Maxout(Module):
 
     def __init__(self, in_features, out_features, pieces=2, dtype=None):
         super().__init__()
+        if not isinstance(pieces, bool) and isinstance(pieces, (int, np.integer)) and pieces < 1:
+            raise ValueError(f"pieces must be >= 1, got {pieces}")
         self.pieces = _size(pieces, "pieces")
         if self.pieces < 1:
             raise ValueError(f"pieces must be >= 1, got {pieces}")

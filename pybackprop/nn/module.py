@@ -1,4 +1,5 @@
 """``nn.Module``: the base class of layers — parameters, sub-modules, state dicts, train/eval."""
+import weakref
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -10,6 +11,24 @@ from .parameter import Parameter
 __all__ = ["Module", "IncompatibleKeys"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+# Modules that something derived from their structure watches (pb.compile's captured
+# steps): module -> weak set of watchers, told through ``_module_edited()`` whenever an
+# attribute of the module is set or deleted (a layer replaced, a bias removed, an
+# activation's slope or a loss's reduction changed). Weak on both sides: watching keeps
+# neither the module nor the watcher alive.
+_WATCHERS = weakref.WeakKeyDictionary()
+
+
+def watch(module, watcher):
+    """Tell ``watcher._module_edited()`` about every later edit of ``module``."""
+    _WATCHERS.setdefault(module, weakref.WeakSet()).add(watcher)
+
+
+def _edited(module):
+    if _WATCHERS:
+        for w in tuple(_WATCHERS.get(module, ())):
+            w._module_edited()
 
 
 class Module:
@@ -49,23 +68,27 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r}")
             modules[name] = None
         object.__setattr__(self, name, value)
+        _edited(self)
 
     def __delattr__(self, name):
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
+        _edited(self)
 
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError("register_parameter expects an nn.Parameter or None")
         self._parameters[name] = param
         object.__setattr__(self, name, param)
+        _edited(self)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module")
         self._modules[name] = module
         object.__setattr__(self, name, module)
+        _edited(self)
 
     # ------------------------------------------------------------------ call
     def forward(self, *args, **kwargs):
@@ -133,6 +156,8 @@ class Module:
         With ``strict=True`` any missing or unexpected key raises ``RuntimeError`` naming
         them all; a shape mismatch always raises, naming the key and both shapes.
         """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict expects a dict of arrays, got {type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -150,7 +175,10 @@ class Module:
                 continue
             v = state_dict[k]
             arr = v.data if isinstance(v, Tensor) else np.asarray(v)
-            if arr.shape != p.data.shape:
+            if arr.dtype.kind not in "fiub":
+                errors.append(f"{k}: a value of type {type(v).__name__} (dtype {arr.dtype}) is not an array "
+                              "of real numbers")
+            elif arr.shape != p.data.shape:
                 errors.append(f"size mismatch for {k}: copying a param with shape {arr.shape} from "
                               f"checkpoint, the shape in current model is {p.data.shape}.")
         if errors:

@@ -18,7 +18,7 @@ Defaults: Adam weight_decay=0, AdamW weight_decay=1e-2.
 import numpy as np
 
 from .. import _core as K
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyper
 
 __all__ = ["Adam", "AdamW"]
 
@@ -28,14 +28,13 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, maximize=False):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if eps < 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameters: {betas}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_hyper("learning rate", lr)
+        check_hyper("epsilon", eps)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        check_hyper("beta1", betas[0], 0.0, 1.0, high_open=True)
+        check_hyper("beta2", betas[1], 0.0, 1.0, high_open=True)
+        check_hyper("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 

@@ -11,6 +11,17 @@ from ..tensor import Tensor
 __all__ = ["Optimizer"]
 
 
+def check_hyper(name, value, low=0.0, high=None, high_open=False):
+    """A hyper-parameter that must be a real number in [low, high] (or [low, high)): NaN and
+    non-numbers are refused too (PyTorch's ``not 0.0 <= lr`` idiom), with the name."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    ok = low <= value and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        rng = f"[{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"Invalid {name} value: {value} (must be in {rng})")
+
+
 class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -28,6 +39,8 @@ class Optimizer:
 
     def add_param_group(self, group):
         group = dict(group)
+        if "params" not in group:
+            raise ValueError(f"a parameter group needs a 'params' entry; got keys {sorted(group)}")
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         for p in params:
@@ -37,6 +50,10 @@ class Optimizer:
                 raise ValueError("can't optimize a non-leaf Tensor")
             if not p.data.flags.c_contiguous:
                 p.data = np.asarray(p.data, order="C")
+        if len({id(p) for p in params}) != len(params):
+            # PyTorch warns and then updates such a parameter once per appearance.
+            raise ValueError("a parameter group lists the same parameter more than once; each would "
+                             "be updated as many times per step")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -93,7 +110,18 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"load_state_dict expects the dict of an optimizer's state_dict(), got "
+                            f"{type(state_dict).__name__}")
+        missing = [k for k in ("state", "param_groups") if k not in state_dict]
+        if missing:
+            raise ValueError(f"not an optimizer state dict: no {' or '.join(repr(k) for k in missing)} entry")
         groups = state_dict["param_groups"]
+        for i, sg in enumerate(groups):
+            lacks = sorted(set(self.defaults) - set(sg))
+            if "params" not in sg or lacks:
+                raise ValueError(f"loaded state dict group {i} lacks {['params'] if 'params' not in sg else lacks}: "
+                                 f"it was not saved by {type(self).__name__}")
         if len(groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(groups)} parameter groups, the optimizer "
                              f"has {len(self.param_groups)}")
@@ -105,7 +133,7 @@ class Optimizer:
         for g, sg in zip(self.param_groups, groups):
             for p, idx in zip(g["params"], sg["params"]):
                 id_map[int(idx)] = p
-        self.state = {}
+        state = {}  # (assigned once it is all checked: a refused dict changes nothing)
         for idx, s in state_dict["state"].items():
             p = id_map.get(int(idx))
             if p is None:
@@ -115,11 +143,19 @@ class Optimizer:
                 if isinstance(v, Tensor):
                     v = v.data
                 if isinstance(v, np.ndarray) and v.shape == p.data.shape and v.ndim > 0:
+                    if v.dtype.kind not in "fiu":
+                        raise ValueError(f"state {k!r} of parameter {idx} has dtype {v.dtype}")
                     v = np.array(v, dtype=p.data.dtype, order="C")
                 elif isinstance(v, np.ndarray) and v.ndim == 0:
                     v = v.item()
+                elif isinstance(v, np.ndarray):
+                    raise ValueError(f"state {k!r} of parameter {idx} has shape {v.shape}, the parameter "
+                                     f"{p.data.shape}")
+                if k == "step" and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))):
+                    raise ValueError(f"state 'step' of parameter {idx} must be a number, got {v!r}")
                 new[k] = v
-            self.state[p] = new
+            state[p] = new
+        self.state = state
         for g, sg in zip(self.param_groups, groups):
             for k, v in sg.items():
                 if k != "params":

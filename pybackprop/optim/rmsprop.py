@@ -16,7 +16,7 @@ lr=1e-2, α=0.99, eps=1e-8. One fused kernel pass per parameter (``_core.rmsprop
 import numpy as np
 
 from .. import _core as K
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyper
 
 __all__ = ["RMSprop"]
 
@@ -24,16 +24,12 @@ __all__ = ["RMSprop"]
 class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, *, maximize=False):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if eps < 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if alpha < 0.0:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        check_hyper("learning rate", lr)
+        check_hyper("epsilon", eps)
+        check_hyper("momentum", momentum)
+        check_hyper("weight_decay", weight_decay)
+        # (PyTorch takes any alpha >= 0; above 1 the average of squares goes negative: NaN)
+        check_hyper("alpha", alpha, 0.0, 1.0)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize))
 

@@ -17,7 +17,7 @@ when lr changes mid-training (e.g. under a scheduler).
 One fused in-place kernel pass per parameter (``_core.sgd_update``).
 """
 from .. import _core as K
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyper
 
 __all__ = ["SGD"]
 
@@ -28,12 +28,10 @@ class SGD(Optimizer):
     # a fourth positional argument would mean nesterov to one reader and dampening to the other.
     def __init__(self, params, lr=1e-3, momentum=0.0, *, dampening=0.0, weight_decay=0.0,
                  nesterov=False, maximize=False):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_hyper("learning rate", lr)
+        check_hyper("momentum", momentum)
+        check_hyper("dampening", dampening)
+        check_hyper("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
