@@ -405,7 +405,7 @@ class CompiledStep(_core.CompiledStepBase):
             xd = self._input(xd)
             if self._broadcast_targets(yd, xd.shape[0]):
                 return self._broadcast_step(x, y, yd)
-            loss = plan.train_step(xd, self._targets(yd, xd.shape[0]), self._spec)
+            loss = plan.train_step(xd, self._targets(y, xd.shape[0]), self._spec)
         except ValueError:
             if not self._broadcast_targets(yd, np.shape(xd)[0] if np.ndim(xd) == 2 else -1):
                 raise

@@ -241,3 +241,16 @@ def test_save_refuses_an_object_that_contains_itself(tmp_path):
     with pytest.raises(ValueError, match="contains itself"):
         pb.save(loop, str(path))
     assert not path.exists()
+
+
+def test_compiled_step_takes_float_class_targets_like_eager():
+    model, twin = mlp(), mlp()
+    step = pb.compile(model, pb.nn.CrossEntropyLoss(), pb.optim.SGD(model.parameters(), lr=0.1))
+    opt = pb.optim.SGD(twin.parameters(), lr=0.1)
+    y = pb.tensor(Y.astype(np.float64), dtype="float64")
+    got = step(X, y)
+    want = pb.nn.CrossEntropyLoss()(twin(X), y)
+    opt.zero_grad(); want.backward(); opt.step()
+    assert got == pytest.approx(want.item(), rel=1e-12)
+    with pytest.raises(TypeError, match="integers"):
+        step(X, pb.tensor([0.5, 1, 2, 0, 1, 2], dtype="float64"))
