@@ -22,7 +22,11 @@ so the model, the optimiser and the compiled step share memory:
   ``p.data``, or by ``load_state_dict``) are seen by the next step;
 * ``optimizer.state_dict()`` and ``p.grad`` after a compiled step are what the
   eager step would have left; eager and compiled steps can be mixed freely;
-* learning-rate schedulers work: hyper-parameters are re-read at every step;
+* learning-rate schedulers work: hyper-parameters are re-read at every step
+  (and checked as the optimiser's constructor checks them when they change);
+* an edit of the model or the loss (a layer replaced, a bias removed, an
+  activation's slope or the loss's reduction changed) captures again at the
+  next call: every module under them is watched (``nn.module.watch``);
 * a new batch size re-sizes the workspaces (re-captures) on the fly.
 
 The kernels are the ones the eager path calls, in the same order per
