@@ -176,20 +176,26 @@ def test_large(isa, threads, dtype, rng, shape):
     run_case(rng, dtype, m, n, k, beta=1.0)
 
 
+def gemm_at_1_and_2_threads(a, b, **kw):
+    """The same product on one thread and on two."""
+    before = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        c1 = _core.gemm(a, b, **kw)
+        _core.set_num_threads(2)
+        c2 = _core.gemm(a, b, **kw)
+    finally:
+        _core.set_num_threads(before)
+    return c1, c2
+
+
 @pytest.mark.parametrize("shape", [(200, 390, 300), (700, 40, 300), (64, 784, 128), (512, 1024, 784),
                                    (130, 100, 1100)])
 def test_threads_bit_identical(isa, dtype, rng, shape):
     m, n, k = shape
     a = rng.standard_normal((m, k)).astype(dtype)
     bt = rng.standard_normal((n, k)).astype(dtype)
-    before = _core.get_num_threads()
-    try:
-        _core.set_num_threads(1)
-        c1 = _core.gemm(a, bt, trans_b=True)
-        _core.set_num_threads(2)
-        c2 = _core.gemm(a, bt, trans_b=True)
-    finally:
-        _core.set_num_threads(before)
+    c1, c2 = gemm_at_1_and_2_threads(a, bt, trans_b=True)
     assert np.array_equal(c1, c2)
 
 
@@ -267,14 +273,7 @@ def test_narrow_tn_threads_bit_identical(isa, dtype, rng, shape):
     m, n, k = shape
     at = rng.standard_normal((k, m)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
-    before = _core.get_num_threads()
-    try:
-        _core.set_num_threads(1)
-        c1 = _core.gemm(at, b, trans_a=True)
-        _core.set_num_threads(2)
-        c2 = _core.gemm(at, b, trans_a=True)
-    finally:
-        _core.set_num_threads(before)
+    c1, c2 = gemm_at_1_and_2_threads(at, b, trans_a=True)
     assert np.array_equal(c1, c2)
     want, scale = reference(at, b, True, False, 1.0, 0.0, None)
     assert_gemm_close(c2, want, scale, k, dtype)
