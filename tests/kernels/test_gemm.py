@@ -123,24 +123,30 @@ def test_row_vector_path_threads_bit_identical(isa, dtype, rng, n):
         _core.set_num_threads(before)
 
 
+def on_avx2_and_avx512(compute):
+    """{isa: compute()} with the avx2 and then the avx512 path active; restores the path."""
+    before = _core.active_isa()
+    try:
+        got = {}
+        for isa in ("avx2", "avx512"):
+            _core._set_isa(isa)
+            got[isa] = compute()
+        return got
+    finally:
+        _core._set_isa(before)
+
+
 # The avx2 and avx512 row kernels differ only in how many columns a strip
 # holds: every element gets the same operations in the same order.
 @pytest.mark.skipif("avx512" not in _core.supported_isas(), reason="this CPU has no AVX-512F/VL")
 @pytest.mark.parametrize("n", ROW_NS)
 def test_row_vector_path_avx2_equals_avx512(dtype, rng, n):
-    before = _core.active_isa()
-    try:
-        for k in (7, 257, 784):
-            a = rng.standard_normal((1, k)).astype(dtype)
-            b = rng.standard_normal((k, n)).astype(dtype)
-            c0 = rng.standard_normal((1, n)).astype(dtype)
-            got = {}
-            for isa in ("avx2", "avx512"):
-                _core._set_isa(isa)
-                got[isa] = _core.gemm(a, b, c0.copy(), alpha=0.75, beta=-1.5)
-            np.testing.assert_array_equal(got["avx2"], got["avx512"])
-    finally:
-        _core._set_isa(before)
+    for k in (7, 257, 784):
+        a = rng.standard_normal((1, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        c0 = rng.standard_normal((1, n)).astype(dtype)
+        got = on_avx2_and_avx512(lambda: _core.gemm(a, b, c0.copy(), alpha=0.75, beta=-1.5))
+        np.testing.assert_array_equal(got["avx2"], got["avx512"])
 
 
 @pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
@@ -213,20 +219,14 @@ def test_blocked_path_avx2_equals_avx512(threads, dtype, rng, shape, beta):
     b = rng.standard_normal((k, n)).astype(dtype)
     bt = np.ascontiguousarray(b.T)
     c0 = rng.standard_normal((m, n)).astype(dtype)
-    before = _core.active_isa()
-    try:
-        got = {}
-        for isa in ("avx2", "avx512"):
-            _core._set_isa(isa)
-            got[isa] = [_core.gemm(a, b, c0.copy(), alpha=0.75, beta=beta),
-                        _core.gemm(a, bt, c0.copy(), alpha=-1.0, beta=beta, trans_b=True),
-                        _core.gemm(np.asfortranarray(a), b, np.asfortranarray(c0), beta=beta)]
-        for x, y in zip(got["avx2"], got["avx512"]):
-            np.testing.assert_array_equal(x, y)
-        want, scale = reference(a, b, False, False, 0.75, beta, c0)
-        assert_gemm_close(got["avx512"][0], want, scale, k, dtype)
-    finally:
-        _core._set_isa(before)
+    got = on_avx2_and_avx512(lambda: [
+        _core.gemm(a, b, c0.copy(), alpha=0.75, beta=beta),
+        _core.gemm(a, bt, c0.copy(), alpha=-1.0, beta=beta, trans_b=True),
+        _core.gemm(np.asfortranarray(a), b, np.asfortranarray(c0), beta=beta)])
+    for x, y in zip(got["avx2"], got["avx512"]):
+        np.testing.assert_array_equal(x, y)
+    want, scale = reference(a, b, False, False, 0.75, beta, c0)
+    assert_gemm_close(got["avx512"][0], want, scale, k, dtype)
 
 
 # A narrow C whose A is stored transposed (dW = X^T G of a layer with few
@@ -245,27 +245,22 @@ NARROW_TN = [(1, 1, 1), (7, 3, 5), (16, 10, 64), (17, 1, 9), (63, 15, 128), (64,
 @pytest.mark.parametrize("beta", [0.0, 1.0, -1.5])
 def test_narrow_tn_path_equals_blocked_path(threads, dtype, rng, shape, beta):
     m, n, k = shape
-    n = min(n, 16 if dtype == np.float32 else 7)
+    n = min(n, 15 if dtype == np.float32 else 7)          # narrower than a zmm
     at = rng.standard_normal((k, m)).astype(dtype)      # A = at^T: columns of A contiguous
     b = rng.standard_normal((k, n)).astype(dtype)
     c0 = rng.standard_normal((m, n)).astype(dtype)
-    strided_c = np.zeros((m, 2 * n + 1), dtype)
-    before = _core.active_isa()
-    try:
-        got = {}
-        for isa in ("avx2", "avx512"):
-            _core._set_isa(isa)
-            out = strided_c.copy()[:, 1::2]
-            out[...] = c0 if beta != 0 else np.nan        # beta 0 must not read C
-            got[isa] = [_core.gemm(at, b, c0.copy(), alpha=0.75, beta=beta, trans_a=True),
-                        _core.gemm(np.asfortranarray(at.T), b, c0.copy(), alpha=-1.0, beta=beta),
-                        _core.gemm(at, b, out, alpha=1.0, beta=beta, trans_a=True)]
-        for x, y in zip(got["avx2"], got["avx512"]):
-            np.testing.assert_array_equal(x, y)
-        want, scale = reference(at, b, True, False, 0.75, beta, c0)
-        assert_gemm_close(got["avx512"][0], want, scale, k, dtype)
-    finally:
-        _core._set_isa(before)
+
+    def products():
+        out = np.zeros((m, 2 * n + 1), dtype)[:, 1::2]   # a strided C
+        out[...] = c0 if beta != 0 else np.nan            # beta 0 must not read C
+        return [_core.gemm(at, b, c0.copy(), alpha=0.75, beta=beta, trans_a=True),
+                _core.gemm(np.asfortranarray(at.T), b, c0.copy(), alpha=-1.0, beta=beta),
+                _core.gemm(at, b, out, alpha=1.0, beta=beta, trans_a=True)]
+    got = on_avx2_and_avx512(products)
+    for x, y in zip(got["avx2"], got["avx512"]):
+        np.testing.assert_array_equal(x, y)
+    want, scale = reference(at, b, True, False, 0.75, beta, c0)
+    assert_gemm_close(got["avx512"][0], want, scale, k, dtype)
 
 
 @pytest.mark.parametrize("shape", [(1024, 10, 512), (784, 10, 128), (130, 3, 600)])
