@@ -274,6 +274,42 @@ def test_narrow_tn_threads_bit_identical(isa, dtype, rng, shape):
     assert_gemm_close(c2, want, scale, k, dtype)
 
 
+# dW = X^T G of layers in workloads A and B, and a short C: a row split whose
+# B is one small block, which each thread packs once per call on its first
+# claim (gemm.cpp, rows_own_b).
+@pytest.mark.parametrize("shape", [(784, 256, 128), (256, 128, 128), (784, 128, 64), (700, 40, 300)])
+def test_rows_own_b_path(isa, dtype, rng, shape):
+    m, n, k = shape
+    at = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c1, c2 = gemm_at_1_and_2_threads(at, b, trans_a=True)
+    assert np.array_equal(c1, c2)
+    want, scale = reference(at, b, True, False, 1.0, 0.0, None)
+    assert_gemm_close(c2, want, scale, k, dtype)
+
+
+def test_rows_own_b_repacks_a_new_b_of_the_same_size(isa, dtype, rng):
+    # A thread's packed B lives in a buffer reused across calls: each call must
+    # pack its own B, even when the previous one had the same shape (and the
+    # same address, as numpy often hands back a freed block).
+    m, n, k = 784, 128, 64
+    at = rng.standard_normal((k, m)).astype(dtype)
+    before = _core.get_num_threads()
+    try:
+        _core.set_num_threads(2)
+        for _ in range(3):
+            b = rng.standard_normal((k, n)).astype(dtype)
+            got = _core.gemm(at, b, trans_a=True)
+            want, scale = reference(at, b, True, False, 1.0, 0.0, None)
+            assert_gemm_close(got, want, scale, k, dtype)
+            b[...] = rng.standard_normal((k, n))  # same array, new values
+            got = _core.gemm(at, b, trans_a=True)
+            want, scale = reference(at, b, True, False, 1.0, 0.0, None)
+            assert_gemm_close(got, want, scale, k, dtype)
+    finally:
+        _core.set_num_threads(before)
+
+
 def test_zero_size_and_alpha_zero(isa, dtype, rng):
     assert _core.gemm(np.zeros((0, 5), dtype), np.zeros((5, 3), dtype)).shape == (0, 3)
     assert _core.gemm(np.zeros((4, 5), dtype), np.zeros((5, 0), dtype)).shape == (4, 0)
