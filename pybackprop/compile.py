@@ -36,6 +36,13 @@ as soon as its gradients are complete instead of after the whole backward pass,
 which changes nothing numerically because each update only reads its own
 parameter's gradient.
 
+Inputs are converted to the model's dtype, and compiled inference returns
+that dtype. Eager numpy promotes instead: a float64 array given to a float32
+model is computed and returned in float64. So for such an input the compiled
+step and inference agree with eager only to float32 rounding, not bit for bit;
+give inputs in the model's dtype (or build the model with ``dtype=pb.float64``)
+where that matters. The conversion is also a copy per call.
+
 Anything else (other modules, Dropout in training mode, several parameter
 groups, parameters the optimiser does not own) cannot be compiled: the step
 then runs eagerly and says so once with a ``RuntimeWarning``.
