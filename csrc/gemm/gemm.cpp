@@ -187,8 +187,8 @@ const T* pack_shared_b_block(const Problem<T>& p, const Kernels<T>& kern, index_
                              index_t kc) {
     const index_t NR = kern.bs.nr, panels = ceil_div(nc, NR);
     T* dst = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(panels * NR * kc)));
-    // A copy streams memory: it counts as 32 flops an element, so from 64k
-    // elements on both threads pack.
+    // A copy streams memory: it counts as 32 flops an element, so from 125k
+    // elements on (32 k n >= 2 kMinWorkPerThread) both threads pack.
     parallel_for(panels, 32.0 * static_cast<double>(kc) * static_cast<double>(nc), [&](index_t t0, index_t t1) {
         kern.pack_b(kc, imin(t1 * NR, nc) - t0 * NR, p.b + pc * p.rs_b + (jc + t0 * NR) * p.cs_b, p.rs_b, p.cs_b,
                     dst + t0 * NR * kc);
@@ -313,8 +313,8 @@ void narrow_tn_product(const Problem<T>& p, const Kernels<T>& kern, index_t kc, 
 
 // Loops 5, 4, 3 over the block C[i0:i1, j0:j1] (j0 a multiple of nr, i0 of mr)
 // and the k-blocks starting in [k0, k1) (k0 a multiple of kc). `b_packed`:
-// null, or the packed B block of a single column block and k-block
-// (pack_shared_b_block), shared by the threads.
+// null, or the packed B block of a single column block and k-block: shared
+// by the threads (pack_shared_b_block) or this thread's own (rows_own_b).
 template <typename T>
 void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, index_t i0, index_t i1, index_t j0,
                index_t j1, index_t k0, index_t k1, const T* b_packed) {
@@ -412,10 +412,11 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
 
 // A row split whose B is one block (k and n within one k-block and column
 // block) and small enough that one thread packs it alone (pack_shared_b_block
-// parallelises only from 64k elements): each thread packs the whole of B on
+// parallelises only from 125k elements): each thread packs the whole of B on
 // its first claim and reuses it for its later claims of the same call. The
-// shared path would pack on the calling thread while the other waits, add a
-// barrier, and have the other core read the packed B from the packer's L2.
+// shared path would pack on the calling thread while the other waits, and
+// have the other core read the packed B from the packer's L2. (A tile hook
+// must not call gemm: it would overwrite this thread's packed B.)
 // Claims stay dynamic (a slow core does fewer). Zen 4, two threads, new/old
 // medians of 7-11 alternations (m x n x k; the host was noisy that day):
 //   784 x 256 x 128 (B's dW of layer 0)  0.95 [0.93-0.98], 0.95 [0.93-1.00]
@@ -507,7 +508,8 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // - a row split with packed B packs each B block once, shared, then the
     //   threads claim rows, each packing its own rows of A. Large GEMMs whose
     //   A is packed take this path even when n >= m (A is then packed once in
-    //   all, not once per thread).
+    //   all, not once per thread). A B of one block too small for two
+    //   threads to pack is packed by each thread once instead (rows_own_b).
     const bool threaded = get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread;
     const bool rows_shared_b = threaded && plan.pack_b && tiles_m >= 8 && (plan.pack_a || p.n < p.m || tiles_n < 2);
     // Claims of at least 12 micro-panels of rows (72 float rows) keep each B

@@ -18,7 +18,8 @@
 namespace pb {
 
 // A callback on a finished block of C: fn(ctx, i0, rows, j0, cols), called on
-// the thread that computed the block, while it is in cache.
+// the thread that computed the block, while it is in cache. It must not call
+// gemm itself (the thread's packing buffers are in use).
 struct TileHook {
     void (*fn)(const void* ctx, index_t i0, index_t rows, index_t j0, index_t cols) = nullptr;
     const void* ctx = nullptr;
