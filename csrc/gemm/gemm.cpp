@@ -420,6 +420,7 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
 // Claims stay dynamic (a slow core does fewer). Zen 4, two threads, new/old
 // medians of 7-11 alternations (m x n x k; the host was noisy that day):
 //   784 x 256 x 128 (B's dW of layer 0)  0.95 [0.93-0.98], 0.95 [0.93-1.00]
+//                                        (0.80 in a noisier spell)
 //   256 x 128 x 128 (B's dW of layer 1)  0.77 [0.71-1.01], 1.02 [0.65-1.10]
 //   native training steps: B 0.998 and 0.986, A 0.989 and 0.986 (ranges
 //   +-5%); per phase, B's dW of layer 0 (Adam fused) 292 -> 286 us.
