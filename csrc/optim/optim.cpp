@@ -1,8 +1,12 @@
 // Optimiser updates: one fused in-place pass per parameter, PyTorch's formulas
 // (torch/optim/{sgd,adam,rmsprop}.py, `_single_tensor_*`) in PyTorch's order of
-// operations. Per-step scalars are computed in double here (PyTorch computes
-// them as Python floats); the elementwise arithmetic runs in the parameter's
-// type, like PyTorch's CPU kernels:
+// operations, with one exception: Adam's denominator multiplies sqrt(v) by
+// 1 / sqrt(1 - beta2^t) where PyTorch divides by sqrt(1 - beta2^t) (one more
+// rounding, of a per-step constant: a denominator within about an ulp of
+// PyTorch's, for a division less an element; see adam_t in optim_avx2.cpp).
+// Per-step scalars are computed in double here (PyTorch computes them as
+// Python floats); the elementwise arithmetic runs in the parameter's type, like
+// PyTorch's CPU kernels:
 //   lerp(a, b, w) = |w| < 0.5 ? a + w (b - a) : b - (b - a)(1 - w)   (ATen's lerp)
 //   addcmul: a + value t1 t2;  addcdiv: a + value t1 / t2.
 #include "optim/optim.h"
@@ -57,7 +61,8 @@ template <typename T>
 void adam_range(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, const AdamCoeffs& k) {
     PB_IF_AVX2(avx2::adam_range(p, grad, m, v, vmax, n, k));
     const T keep = T(k.lr_wd_keep), wd = T(k.weight_decay), w1 = T(k.w1), b2 = T(k.beta2),
-            ob2 = T(k.one_minus_beta2), neg_ss = T(-k.step_size), bc2 = T(k.bc2_sqrt), eps = T(k.eps);
+            ob2 = T(k.one_minus_beta2), neg_ss = T(-k.step_size), inv_bc2 = T(k.inv_bc2_sqrt),
+            eps = T(k.eps);
     for (index_t i = 0; i < n; ++i) {
         T g = k.maximize ? -grad[i] : grad[i];
         T pi = p[i];
@@ -71,7 +76,7 @@ void adam_range(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, const AdamC
             vi = std::max(vmax[i], vi);
             vmax[i] = vi;
         }
-        T denom = std::sqrt(vi) / bc2 + eps;
+        T denom = std::sqrt(vi) * inv_bc2 + eps;
         p[i] = pi + neg_ss * mi / denom;
     }
 }
@@ -146,7 +151,7 @@ ParamUpdate<T> ParamUpdate<T>::adam(T* p, const T* grad, T* m, T* v, T* vmax, in
     double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
     double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
     k.step_size = lr / bc1;
-    k.bc2_sqrt = std::sqrt(bc2);
+    k.inv_bc2_sqrt = 1.0 / std::sqrt(bc2);
     k.eps = eps;
     k.decoupled = decoupled;
     k.amsgrad = vmax != nullptr;

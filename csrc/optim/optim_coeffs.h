@@ -16,7 +16,7 @@ struct AdamCoeffs {
     double w1;               // 1 - beta1: m = lerp(m, g, w1)
     double beta2, one_minus_beta2;
     double step_size;        // lr / (1 - beta1^step)
-    double bc2_sqrt;         // sqrt(1 - beta2^step)
+    double inv_bc2_sqrt;     // 1 / sqrt(1 - beta2^step): the denominator multiplies by it
     double eps;
     bool decoupled, amsgrad, maximize;
 };
