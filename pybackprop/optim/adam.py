@@ -11,7 +11,9 @@ For each parameter p with gradient g, step t = 1, 2, ...:
     p ← p - (lr / (1 - β1^t)) · m / (√v / √(1 - β2^t) + eps)
 
 i.e. eps is added *after* the bias correction of √v (PyTorch's order; the original
-paper's ε̂ differs by a factor √(1 - β2^t)). m and v start at zero. One fused
+paper's ε̂ differs by a factor √(1 - β2^t)). The kernel multiplies √v by
+1/√(1 - β2^t) where PyTorch divides by √(1 - β2^t): one more rounding, of a per-step
+constant, for a division an element less (Adam's update is bound by its divider). m and v start at zero. One fused
 in-place kernel pass per parameter (``_core.adam_update``).
 Defaults: Adam weight_decay=0, AdamW weight_decay=1e-2.
 """
