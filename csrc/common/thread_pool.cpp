@@ -79,6 +79,13 @@ public:
             fn(0, n_tasks);
             return;
         }
+        // A parallel_for inside a task (a kernel calling a threaded kernel on
+        // part of its range) runs on the thread that calls it: the pool is
+        // busy with the outer one, whose caller holds run_mutex_.
+        if (tl_in_task) {
+            fn(0, n_tasks);
+            return;
+        }
         std::unique_lock<std::mutex> run(run_mutex_, std::try_to_lock);
         if (!run.owns_lock()) {  // another Python thread is using the pool
             fn(0, n_tasks);
@@ -187,6 +194,10 @@ private:
     }
 
     void run_part(index_t part) {
+        struct InTask {
+            InTask() { tl_in_task = true; }
+            ~InTask() { tl_in_task = false; }
+        } in_task;
         Slot& own = slot(part);
         RangeFn& fn = *own.fn;
         const index_t parts = own.parts, chunk = own.chunk;
@@ -240,6 +251,8 @@ private:
         }
     }
 
+    static thread_local bool tl_in_task;  // this thread is running a part of a parallel_for
+
     std::atomic<int> num_threads_;
     std::mutex run_mutex_;
     std::mutex m_;  // for sleeping only
@@ -254,6 +267,7 @@ private:
 };
 
 std::atomic<Pool*> Pool::current_{nullptr};
+thread_local bool Pool::tl_in_task = false;
 
 }  // namespace
 

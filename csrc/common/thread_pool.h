@@ -16,7 +16,9 @@
 //   which thread runs it or with which neighbours, so results are
 //   bit-identical for any thread count and any schedule.
 // - If the pool is busy (another Python thread is inside a kernel), the caller
-//   runs its whole range itself: kernels are safe to call concurrently.
+//   runs its whole range itself: kernels are safe to call concurrently. So
+//   does a parallel_for called from inside a task of another (a kernel that
+//   splits rows itself and calls threaded kernels on each part).
 #pragma once
 #include "common/types.h"
 

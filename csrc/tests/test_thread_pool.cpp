@@ -107,9 +107,38 @@ int exceptions_reach_the_caller() {
     return failures;
 }
 
+// A parallel_for inside a task (on the caller's thread as on a worker's) runs
+// its whole range on that thread, once.
+int nested_calls_run_inline() {
+    int failures = 0;
+    constexpr index_t kOuter = 8, kInner = 50;
+    std::vector<std::atomic<int>> runs(static_cast<size_t>(kOuter * kInner));
+    std::atomic<int> wrong_thread{0};
+    pb::parallel_for(kOuter, kBigWork, [&](index_t b, index_t e) {
+        for (index_t o = b; o < e; ++o) {
+            const std::thread::id me = std::this_thread::get_id();
+            pb::parallel_for(kInner, kBigWork, [&](index_t ib, index_t ie) {
+                if (std::this_thread::get_id() != me) wrong_thread.fetch_add(1);
+                for (index_t i = ib; i < ie; ++i) runs[static_cast<size_t>(o * kInner + i)].fetch_add(1);
+            });
+        }
+    });
+    for (index_t t = 0; t < kOuter * kInner; ++t)
+        PB_CHECK(failures, runs[static_cast<size_t>(t)].load() == 1, "pool: nested task %lld ran %d times",
+                 (long long)t, runs[static_cast<size_t>(t)].load());
+    PB_CHECK(failures, wrong_thread.load() == 0, "pool: %d nested ranges ran on another thread", wrong_thread.load());
+    // The pool still splits afterwards.
+    Record r(10);
+    run_tasks(r, 10, 1, false, 0);
+    for (index_t t = 0; t < 10; ++t)
+        PB_CHECK(failures, r.runs[static_cast<size_t>(t)].load() == 1, "pool: after nesting, task %lld ran %d times",
+                 (long long)t, r.runs[static_cast<size_t>(t)].load());
+    return failures;
+}
+
 }  // namespace
 
 int run_thread_pool_tests() {
     return every_task_once() + fast_thread_helps() + static_split_one_call_per_share() +
-           exceptions_reach_the_caller();
+           exceptions_reach_the_caller() + nested_calls_run_inline();
 }
