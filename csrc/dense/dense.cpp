@@ -35,6 +35,11 @@ void dense_forward(const T* x, const T* w, const T* b, index_t m, index_t k, ind
 }
 
 template <typename T>
+void dense_input_grad(const T* g, const T* w, index_t m, index_t k, index_t n, T* dx, bool accumulate) {
+    gemm<T>(m, k, n, T(1), g, n, 1, w, 1, n, accumulate ? T(1) : T(0), dx, k, 1);
+}
+
+template <typename T>
 void dense_backward(const T* dy, const T* saved, const T* x, const T* w, index_t m, index_t k, index_t n,
                     Activation act, const ActParams& p, T* dx, bool dx_accumulate, T* dw, bool dw_accumulate,
                     T* db, bool db_accumulate, T* workspace, TileHook dw_hook) {
@@ -51,7 +56,7 @@ void dense_backward(const T* dy, const T* saved, const T* x, const T* w, index_t
         act_backward_bias<T>(act, p, dy, saved, gw, m, n, db, db_accumulate);
         g = gw;
     }
-    if (dx != nullptr) gemm<T>(m, k, n, T(1), g, n, 1, w, 1, n, dx_accumulate ? T(1) : T(0), dx, k, 1);
+    if (dx != nullptr) dense_input_grad<T>(g, w, m, k, n, dx, dx_accumulate);
     if (dw != nullptr) {
         GemmEpilogue<T> epi;
         epi.tile = dw_hook;
@@ -64,6 +69,8 @@ template void dense_forward<float>(const float*, const float*, const float*, ind
                                    const ActParams&, float*, float*);
 template void dense_forward<double>(const double*, const double*, const double*, index_t, index_t, index_t,
                                     Activation, const ActParams&, double*, double*);
+template void dense_input_grad<float>(const float*, const float*, index_t, index_t, index_t, float*, bool);
+template void dense_input_grad<double>(const double*, const double*, index_t, index_t, index_t, double*, bool);
 template void dense_backward<float>(const float*, const float*, const float*, const float*, index_t, index_t,
                                     index_t, Activation, const ActParams&, float*, bool, float*, bool, float*, bool,
                                     float*, TileHook);

@@ -31,4 +31,12 @@ void dense_backward(const T* dy, const T* saved, const T* x, const T* w,
                     T* dx, bool dx_accumulate, T* dw, bool dw_accumulate,
                     T* db, bool db_accumulate, T* workspace, TileHook dw_hook = {});
 
+// dx (m x k) = g W^T (+ dx if accumulate): dense_backward's input gradient
+// alone, for a caller that splits the rows itself. Row i of dx depends only on
+// row i of g; gemm picks its kernel by shape, so parts of at least 2 rows and
+// more than 512 multiply-adds each get the bits of the unsplit call (smaller
+// ones take gemm's one-row or tiny kernel).
+template <typename T>
+void dense_input_grad(const T* g, const T* w, index_t m, index_t k, index_t n, T* dx, bool accumulate);
+
 }  // namespace pb

@@ -23,13 +23,6 @@ namespace {
 
 constexpr index_t kSumChunk = 4096;
 
-void check_targets(const char* fn, const std::int64_t* t, index_t n, index_t c) {
-    for (index_t i = 0; i < n; ++i)
-        if (t[i] < 0 || t[i] >= c)
-            throw std::invalid_argument(std::string(fn) + ": target " + std::to_string(t[i]) + " in row " +
-                                        std::to_string(i) + " is out of range [0, " + std::to_string(c) + ")");
-}
-
 double row_work(index_t n, index_t c) { return 20.0 * static_cast<double>(n) * static_cast<double>(c); }
 
 template <typename T>
@@ -131,10 +124,23 @@ double chunked_sum(index_t n, double cost, F&& f) {
 
 }  // namespace
 
+void check_class_targets(const char* fn, const std::int64_t* t, index_t n, index_t c) {
+    for (index_t i = 0; i < n; ++i)
+        if (t[i] < 0 || t[i] >= c)
+            throw std::invalid_argument(std::string(fn) + ": target " + std::to_string(t[i]) + " in row " +
+                                        std::to_string(i) + " is out of range [0, " + std::to_string(c) + ")");
+}
+
+template <typename T>
+void softmax_cross_entropy_rows(const T* logits, index_t r0, index_t r1, index_t c, const std::int64_t* targets,
+                                double* loss, T* dlogits, T grad_scale) {
+    ce_rows(logits, r0, r1, c, targets, loss, dlogits, grad_scale, static_cast<const T*>(nullptr));
+}
+
 template <typename T>
 double softmax_cross_entropy(const T* logits, index_t n, index_t c, const std::int64_t* targets,
                              T* loss_rows, T* dlogits, T grad_scale) {
-    check_targets("softmax_cross_entropy", targets, n, c);
+    check_class_targets("softmax_cross_entropy", targets, n, c);
     if (n <= 0) return 0.0;
     std::vector<double> loss(static_cast<size_t>(n));
     parallel_for(n, row_work(n, c), [&](index_t b, index_t e) {
@@ -151,7 +157,7 @@ double softmax_cross_entropy(const T* logits, index_t n, index_t c, const std::i
 template <typename T>
 void softmax_cross_entropy_backward(const T* logits, index_t n, index_t c, const std::int64_t* targets,
                                     const T* row_scale, T* dlogits) {
-    check_targets("softmax_cross_entropy_backward", targets, n, c);
+    check_class_targets("softmax_cross_entropy_backward", targets, n, c);
     if (n <= 0) return;
     parallel_for(n, row_work(n, c), [&](index_t b, index_t e) {
         ce_rows(logits, b, e, c, targets, static_cast<double*>(nullptr), dlogits, T(0), row_scale);
@@ -218,6 +224,8 @@ double bce_with_logits(const T* z, const T* y, index_t n, T* elem, T* grad, T gr
 
 #define PB_INSTANTIATE(T)                                                                                \
     template double softmax_cross_entropy<T>(const T*, index_t, index_t, const std::int64_t*, T*, T*, T); \
+    template void softmax_cross_entropy_rows<T>(const T*, index_t, index_t, index_t, const std::int64_t*,  \
+                                                double*, T*, T);                                        \
     template void softmax_cross_entropy_backward<T>(const T*, index_t, index_t, const std::int64_t*,     \
                                                     const T*, T*);                                      \
     template void softmax_forward<T>(const T*, index_t, index_t, T*);                                    \

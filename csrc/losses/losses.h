@@ -16,6 +16,19 @@ template <typename T>
 double softmax_cross_entropy(const T* logits, index_t n, index_t c, const std::int64_t* targets,
                              T* loss_rows, T* dlogits, T grad_scale);
 
+// Rows [r0, r1) of softmax_cross_entropy, on the calling thread, for a caller
+// that splits the rows itself: loss[i] = logsumexp(logits[i]) - logits[i, t_i]
+// in double, and the rows of dlogits (if not null), exactly as
+// softmax_cross_entropy computes them. Targets must have passed
+// check_class_targets.
+template <typename T>
+void softmax_cross_entropy_rows(const T* logits, index_t r0, index_t r1, index_t c, const std::int64_t* targets,
+                                double* loss, T* dlogits, T grad_scale);
+
+// Throws std::invalid_argument naming fn, the first row whose target is not
+// in [0, c) and its value.
+void check_class_targets(const char* fn, const std::int64_t* targets, index_t n, index_t c);
+
 // dlogits[i] = (softmax(logits[i]) - onehot(t_i)) * row_scale[i]  (reduction "none").
 template <typename T>
 void softmax_cross_entropy_backward(const T* logits, index_t n, index_t c,

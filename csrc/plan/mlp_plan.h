@@ -79,7 +79,9 @@ public:
 
 private:
     void reserve(index_t batch);
-    void run_forward(const T* x, index_t batch, bool training, T* out_last);
+    void run_forward(const T* x, index_t batch, bool training, T* out_last, size_t n_layers);
+    bool splits_head(index_t batch) const;
+    double split_head_step(const T* x, index_t batch, const std::int64_t* targets, T grad_scale);
     void update(ParamBuffers<T>& p, const OptimSpec& opt);
 
     std::vector<LayerSpec> layers_;
@@ -93,6 +95,7 @@ private:
     std::vector<std::vector<T>> z_;    // z_[l]: pre-activation, only where backward needs it
     std::vector<T> dy_, dx_;           // backward ping-pong (g = dy act' overwrites dy)
     std::vector<T> loss_rows_;
+    std::vector<double> row_loss_;     // split_head_step's per-row losses
     std::mutex mutex_;                 // one call at a time per plan
 };
 

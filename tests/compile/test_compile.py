@@ -129,6 +129,37 @@ def test_bit_identical_on_one_and_two_threads():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("sizes,batch,bias", [
+    ((784, 128, 10), 64, True),     # A's net: two parts of 32 rows
+    ((13, 40, 10), 97, True),       # three parts of 32, 32 and 33 rows
+    ((20, 30, 16), 70, False),      # 16 classes (the most split), no biases
+    ((50, 7), 70, True),            # the output layer is the only one: no dx
+    ((20, 30, 17), 64, True),       # 17 classes: not split
+], ids=["A", "odd-batch", "16-classes-no-bias", "one-layer", "17-classes"])
+def test_split_output_layer_equals_eager_and_one_thread(sizes, batch, bias, dtype, isa, opt_name="adam"):
+    # At two threads a classifier's small output layer (forward, loss, dx) runs
+    # split by rows over both threads (MlpPlan::split_head_step). Same bits as
+    # the eager step and as the compiled step on one thread.
+    x, y = data(dtype, batch=batch, n_in=sizes[0], n_out=sizes[-1], seed=4)
+    loss_fn = nn.CrossEntropyLoss()
+    runs = []
+    before = pb.get_num_threads()
+    try:
+        for threads, compiled in ((2, False), (2, True), (1, True)):
+            pb.set_num_threads(threads)
+            m = make_mlp(6, dtype, sizes=sizes, bias=bias)
+            opt = OPTIMIZERS[opt_name](m.parameters())
+            step = pb.compile(m, loss_fn, opt) if compiled else None
+            losses = [step(x, y) if compiled else eager_step(m, loss_fn, opt, x, y) for _ in range(3)]
+            runs.append((losses, m))
+    finally:
+        pb.set_num_threads(before)
+    (eager_losses, eager), (two_losses, two), (one_losses, one) = runs
+    assert eager_losses == two_losses == one_losses
+    assert_same_models(eager, two)
+    assert_same_models(one, two)
+
+
 def test_new_batch_size_recaptures_and_no_bias_layers_work():
     m1, m2 = make_mlp(2, np.float64, bias=False), make_mlp(2, np.float64, bias=False)
     o1, o2 = pb.optim.SGD(m1.parameters(), lr=0.1), pb.optim.SGD(m2.parameters(), lr=0.1)
