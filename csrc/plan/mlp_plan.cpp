@@ -192,7 +192,7 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
 // once. Measured on Zen 4, two threads, forward to the top layer's update:
 // A's 784-128-10 14.5 -> 10.4 us, B's 784-256-128-10 26 -> 20.5 us. Heads
 // whose GEMMs already use every thread (C's, E's) are left as they were (the
-// split measured 8% slower there). Every row's arithmetic is that of the
+// split measured 6-8% slower there). Every row's arithmetic is that of the
 // unsplit kernels (the same GEMM kernel for any part of kHeadRows rows or
 // more, softmax_cross_entropy's row kernel) and the row losses are added in
 // row order: the bits do not change.

@@ -6,6 +6,8 @@
 //
 //   forward   y_l = act_l(x_l W_l + b_l)            dense_forward (fused epilogue)
 //   loss      L, dlogits                              one fused loss kernel
+//             (a small classifier head's forward, loss and dx: one pass split
+//              by rows over the threads, split_head_step)
 //   backward  for l = last .. first:
 //               g = dy * act'(saved); db = sum_rows g  (one pass)
 //               dx = g W_l^T                           (before W_l changes)
