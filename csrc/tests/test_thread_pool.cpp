@@ -87,6 +87,17 @@ int static_split_one_call_per_share() {
     return failures;
 }
 
+// After `what`, a plain parallel_for still runs each of its tasks once.
+int still_runs_every_task_once(const char* what) {
+    int failures = 0;
+    Record r(10);
+    run_tasks(r, 10, 1, false, 0);
+    for (index_t t = 0; t < 10; ++t)
+        PB_CHECK(failures, r.runs[static_cast<size_t>(t)].load() == 1, "pool: after %s, task %lld ran %d times", what,
+                 (long long)t, r.runs[static_cast<size_t>(t)].load());
+    return failures;
+}
+
 int exceptions_reach_the_caller() {
     int failures = 0;
     bool caught = false;
@@ -98,13 +109,7 @@ int exceptions_reach_the_caller() {
         caught = true;
     }
     PB_CHECK(failures, caught, "pool: an exception thrown in a task did not reach the caller");
-    // The pool still works afterwards.
-    Record r(10);
-    run_tasks(r, 10, 1, false, 0);
-    for (index_t t = 0; t < 10; ++t)
-        PB_CHECK(failures, r.runs[static_cast<size_t>(t)].load() == 1, "pool: after an exception, task %lld ran %d times",
-                 (long long)t, r.runs[static_cast<size_t>(t)].load());
-    return failures;
+    return failures + still_runs_every_task_once("an exception");
 }
 
 // A parallel_for inside a task (on the caller's thread as on a worker's) runs
@@ -127,13 +132,7 @@ int nested_calls_run_inline() {
         PB_CHECK(failures, runs[static_cast<size_t>(t)].load() == 1, "pool: nested task %lld ran %d times",
                  (long long)t, runs[static_cast<size_t>(t)].load());
     PB_CHECK(failures, wrong_thread.load() == 0, "pool: %d nested ranges ran on another thread", wrong_thread.load());
-    // The pool still splits afterwards.
-    Record r(10);
-    run_tasks(r, 10, 1, false, 0);
-    for (index_t t = 0; t < 10; ++t)
-        PB_CHECK(failures, r.runs[static_cast<size_t>(t)].load() == 1, "pool: after nesting, task %lld ran %d times",
-                 (long long)t, r.runs[static_cast<size_t>(t)].load());
-    return failures;
+    return failures + still_runs_every_task_once("nesting");
 }
 
 }  // namespace
