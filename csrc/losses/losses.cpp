@@ -144,7 +144,7 @@ double softmax_cross_entropy(const T* logits, index_t n, index_t c, const std::i
     if (n <= 0) return 0.0;
     std::vector<double> loss(static_cast<size_t>(n));
     parallel_for(n, row_work(n, c), [&](index_t b, index_t e) {
-        ce_rows(logits, b, e, c, targets, loss.data(), dlogits, grad_scale, static_cast<const T*>(nullptr));
+        softmax_cross_entropy_rows(logits, b, e, c, targets, loss.data(), dlogits, grad_scale);
     });
     double total = 0.0;
     for (index_t i = 0; i < n; ++i) {
