@@ -64,7 +64,7 @@ private:
     std::size_t bytes_ = 0;
 };
 
-thread_local Buffer tl_pack_a, tl_pack_b, tl_row;
+thread_local Buffer tl_pack_a, tl_pack_b, tl_row, tl_partial;
 
 // ---- the kernel table, indexed by pb::active_isa(): generic, avx2, and
 // avx512 (the AVX2 kernels but for the microkernels and the row)
@@ -441,6 +441,56 @@ void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, d
     });
 }
 
+// Two k-blocks on two threads (a short C whose k is cut in two, as in the
+// first layer's forward of an MNIST MLP, 128 x 256 x 784): each thread
+// computes the product of one k-block from zero, the first into C, the second
+// into a partial; then the threads add the partial to C by rows and apply the
+// epilogue. The blocked path computes exactly these two sums and adds them in
+// the same way (the second k-block's write-back is C + acc), so the bits are
+// those of one thread.
+//
+// Why: each thread then reads only its k-block's rows of B. When B is a
+// weight that the training step updates by rows of dW (one thread a half of
+// the rows), no thread writes lines that the other thread read. On this VM a
+// write to a line the other core holds as a reader waits for that copy to be
+// invalidated, and at times (when the two vCPUs are far apart, about 172 ns a
+// handoff against 26) that dominated Adam's update. The column split that it
+// replaces had each thread read half of every row of W. Zen 4, native steps,
+// two threads, alternating, tagged by the measured handoff latency:
+//   B (784-256-128-10, Adam): near 703 -> 703 us, far 1097 -> 914 us
+//   A (784-128-10, SGD):      near 154 -> 150 us, far 237 -> 193 us
+template <typename T>
+void k_block_split(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, double work) {
+    T* partial = static_cast<T*>(tl_partial.get(sizeof(T) * static_cast<std::size_t>(p.m * p.n)));
+    Problem<T> first = p, second = p;
+    first.epi = second.epi = nullptr;
+    first.k = plan.kc;
+    second.k = p.k - plan.kc;
+    second.a = p.a + plan.kc * p.cs_a;
+    second.b = p.b + plan.kc * p.rs_b;
+    second.c = partial;
+    second.rs_c = p.n;
+    const Plan plan_first = make_plan(first, kern.bs), plan_second = make_plan(second, kern.bs);
+    parallel_for(2, work, kStaticSplit, [&](index_t t0, index_t t1) {
+        for (index_t t = t0; t < t1; ++t) {
+            if (t == 0)
+                run_block<T>(first, plan_first, kern, 0, p.m, 0, p.n, 0, first.k, nullptr);
+            else
+                run_block<T>(second, plan_second, kern, 0, p.m, 0, p.n, 0, second.k, nullptr);
+        }
+    });
+    const index_t MR = kern.bs.mr;
+    parallel_for(ceil_div(p.m, MR), 2.0 * kMinWorkPerThread, kStaticSplit, [&](index_t t0, index_t t1) {
+        const index_t i0 = t0 * MR, i1 = imin(t1 * MR, p.m);
+        for (index_t i = i0; i < i1; ++i) {
+            T* c = p.c + i * p.rs_c;
+            const T* q = partial + i * p.n;
+            for (index_t j = 0; j < p.n; ++j) c[j] += q[j];
+        }
+        if (p.epi != nullptr) apply_epilogue(p, i0, i1 - i0, 0, p.n);
+    });
+}
+
 // Tiny products (each GEMM of a 2-4-1 XOR net has under 40 multiply-adds)
 // cost more in the blocked path's set-up (plan, edge tiles through a stack
 // tile, B's partial micro-panel copied) than in arithmetic: they take the
@@ -512,6 +562,14 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     //   all, not once per thread). A B of one block too small for two
     //   threads to pack is packed by each thread once instead (rows_own_b).
     const bool threaded = get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread;
+    // A short C (at most 256 rows) over exactly two k-blocks: one k-block a
+    // thread (k_block_split). Only for C = A B, where the sum of the two
+    // blocks is the blocked path's own.
+    if (threaded && get_num_threads() == 2 && p.m <= 256 && ceil_div(p.k, plan.kc) == 2 && p.alpha == T(1) &&
+        p.beta == T(0) && p.cs_c == 1) {
+        k_block_split(p, plan, kern, work);
+        return;
+    }
     const bool rows_shared_b = threaded && plan.pack_b && tiles_m >= 8 && (plan.pack_a || p.n < p.m || tiles_n < 2);
     // Claims of at least 12 micro-panels of rows (72 float rows) keep each B
     // micro-panel reused a dozen times from L1 before the next.

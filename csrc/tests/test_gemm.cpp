@@ -162,9 +162,12 @@ int determinism_suite() {
     int failures = 0;
     const int before = pb::get_num_threads();
     // {m, n, k, layout of B}; m = 1 with a row-major B is the batch-1 row,
-    // whose k-blocks are summed by different threads.
+    // whose k-blocks are summed by different threads, and so are the two
+    // k-blocks of a short C (k_block_split: 784 on the x86 paths, 500 on the
+    // generic one).
     const index_t shapes[][4] = {{200, 390, 300, 1}, {200, 800, 700, 1}, {700, 40, 300, 1},
-                                 {64, 784, 128, 1},  {1, 128, 784, 0},   {1, 700, 3000, 0}};
+                                 {64, 784, 128, 1},  {1, 128, 784, 0},   {1, 700, 3000, 0},
+                                 {128, 256, 784, 1}, {96, 70, 500, 1}};
     for (const auto& s : shapes) {
         const index_t m = s[0], n = s[1], k = s[2];
         Rng rng(77);
