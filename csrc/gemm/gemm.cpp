@@ -14,9 +14,12 @@
 // (unit column stride), and only its last partial micro-panel is copied. The
 // k-blocks are equal-sized, so a short k is one block and C is written once.
 //
-// Threads split C into ranges of whole micro-panel columns (or rows), never
-// k, and the k-blocking depends only on k and the ISA: every element of C gets
-// the same operations in the same order for any thread count.
+// Threads split C into ranges of whole micro-panel columns (or rows). Where
+// they split k instead (the batch-1 row, row_product; a short C of two
+// k-blocks, k_block_split), each thread sums whole k-blocks from zero and the
+// sums are added in k-block order, as one thread adds them. The k-blocking
+// depends only on k and the ISA: every element of C gets the same operations
+// in the same order for any thread count.
 #include "gemm/gemm.h"
 
 #include <atomic>
@@ -549,7 +552,7 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     }
     const index_t MR = kern.bs.mr, NR = kern.bs.nr;
     const index_t tiles_m = ceil_div(p.m, MR), tiles_n = ceil_div(p.n, NR);
-    // Split C into whole micro-panels, never k. Splitting n makes every thread
+    // Split C into whole micro-panels (but see k_block_split). Splitting n makes every thread
     // read all of A, splitting m all of B: split the side that duplicates the
     // smaller operand (m x k vs k x n), as long as it has tiles to share.
     // Threads claim tiles in chunks (thread_pool.h), so what a claim packs
