@@ -296,6 +296,12 @@ void act_backward_bias(Activation act, const ActParams& p, const T* upstream, co
 }
 
 template <typename T>
+void act_backward_block(Activation act, const ActParams& p, const T* upstream, const T* saved, T* g,
+                        index_t rows, index_t ld, index_t j0, index_t j1) {
+    if (rows > 0 && j1 > j0) backward_cols(act, p, upstream, saved, g, rows, ld, j0, j1, nullptr);
+}
+
+template <typename T>
 void maxout_forward(const T* z, index_t pieces, index_t n, T* y, std::int32_t* argmax) {
     if (n <= 0) return;
     if (pieces <= 0) throw std::invalid_argument("maxout_forward: pieces must be >= 1");
@@ -345,6 +351,8 @@ void maxout_backward(const T* upstream, const std::int32_t* argmax, index_t piec
                                       const T*, T*, index_t);                                     \
     template void act_backward_bias<T>(Activation, const ActParams&, const T*, const T*, T*,      \
                                        index_t, index_t, T*, bool);                               \
+    template void act_backward_block<T>(Activation, const ActParams&, const T*, const T*, T*,     \
+                                        index_t, index_t, index_t, index_t);                      \
     template void maxout_forward<T>(const T*, index_t, index_t, T*, std::int32_t*);               \
     template void maxout_backward<T>(const T*, const std::int32_t*, index_t, index_t, T*);
 PB_INSTANTIATE(float)

@@ -75,6 +75,15 @@ template <typename T>
 void act_backward_bias(Activation act, const ActParams& p, const T* upstream, const T* saved,
                        T* g, index_t m, index_t n, T* db, bool db_accumulate);
 
+// g = upstream * f'(saved) over columns [j0, j1) of `rows` rows with row
+// stride ld (all three arrays), on the calling thread: the epilogue of a
+// GEMM that writes `upstream` (the compiled step's dx GEMM forms the layer
+// below's g while each block of dx is in cache). The same arithmetic per
+// element as act_backward and act_backward_bias. g may alias upstream.
+template <typename T>
+void act_backward_block(Activation act, const ActParams& p, const T* upstream, const T* saved, T* g,
+                        index_t rows, index_t ld, index_t j0, index_t j1);
+
 // Maxout over `pieces` stacked blocks of n values: z is pieces x n contiguous.
 // y[i] = max_k z[k, i]; argmax[i] = first k attaining it (NaN wins: a NaN piece
 // propagates).

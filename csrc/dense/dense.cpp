@@ -35,14 +35,17 @@ void dense_forward(const T* x, const T* w, const T* b, index_t m, index_t k, ind
 }
 
 template <typename T>
-void dense_input_grad(const T* g, const T* w, index_t m, index_t k, index_t n, T* dx, bool accumulate) {
-    gemm<T>(m, k, n, T(1), g, n, 1, w, 1, n, accumulate ? T(1) : T(0), dx, k, 1);
+void dense_input_grad(const T* g, const T* w, index_t m, index_t k, index_t n, T* dx, bool accumulate,
+                      TileHook hook) {
+    GemmEpilogue<T> epi;
+    epi.tile = hook;
+    gemm<T>(m, k, n, T(1), g, n, 1, w, 1, n, accumulate ? T(1) : T(0), dx, k, 1, hook.fn != nullptr ? &epi : nullptr);
 }
 
 template <typename T>
 void dense_backward(const T* dy, const T* saved, const T* x, const T* w, index_t m, index_t k, index_t n,
                     Activation act, const ActParams& p, T* dx, bool dx_accumulate, T* dw, bool dw_accumulate,
-                    T* db, bool db_accumulate, T* workspace, TileHook dw_hook) {
+                    T* db, bool db_accumulate, T* workspace, TileHook dw_hook, TileHook dx_hook) {
     const T* g = dy;
     std::unique_ptr<T[]> owned;  // uninitialised: act_backward_bias writes every element
     if (act == Activation::identity) {
@@ -56,7 +59,7 @@ void dense_backward(const T* dy, const T* saved, const T* x, const T* w, index_t
         act_backward_bias<T>(act, p, dy, saved, gw, m, n, db, db_accumulate);
         g = gw;
     }
-    if (dx != nullptr) dense_input_grad<T>(g, w, m, k, n, dx, dx_accumulate);
+    if (dx != nullptr) dense_input_grad<T>(g, w, m, k, n, dx, dx_accumulate, dx_hook);
     if (dw != nullptr) {
         GemmEpilogue<T> epi;
         epi.tile = dw_hook;
@@ -69,13 +72,14 @@ template void dense_forward<float>(const float*, const float*, const float*, ind
                                    const ActParams&, float*, float*);
 template void dense_forward<double>(const double*, const double*, const double*, index_t, index_t, index_t,
                                     Activation, const ActParams&, double*, double*);
-template void dense_input_grad<float>(const float*, const float*, index_t, index_t, index_t, float*, bool);
-template void dense_input_grad<double>(const double*, const double*, index_t, index_t, index_t, double*, bool);
+template void dense_input_grad<float>(const float*, const float*, index_t, index_t, index_t, float*, bool, TileHook);
+template void dense_input_grad<double>(const double*, const double*, index_t, index_t, index_t, double*, bool,
+                                       TileHook);
 template void dense_backward<float>(const float*, const float*, const float*, const float*, index_t, index_t,
                                     index_t, Activation, const ActParams&, float*, bool, float*, bool, float*, bool,
-                                    float*, TileHook);
+                                    float*, TileHook, TileHook);
 template void dense_backward<double>(const double*, const double*, const double*, const double*, index_t, index_t,
                                      index_t, Activation, const ActParams&, double*, bool, double*, bool, double*,
-                                     bool, double*, TileHook);
+                                     bool, double*, TileHook, TileHook);
 
 }  // namespace pb

@@ -24,19 +24,23 @@ void dense_forward(const T* x, const T* w, const T* b, index_t m, index_t k, ind
 // null, g is allocated (or dy reused for identity).
 // dw_hook, if set, is called on each finished block of dw (k x n, row stride
 // n) in the GEMM's write-back: after dx, so it may change w (the compiled
-// step's optimiser update).
+// step's optimiser update). dx_hook, if set, is called likewise on each
+// finished block of dx (m x k, row stride k): the compiled step forms the
+// layer below's g there (act_backward_block).
 template <typename T>
 void dense_backward(const T* dy, const T* saved, const T* x, const T* w,
                     index_t m, index_t k, index_t n, Activation act, const ActParams& p,
                     T* dx, bool dx_accumulate, T* dw, bool dw_accumulate,
-                    T* db, bool db_accumulate, T* workspace, TileHook dw_hook = {});
+                    T* db, bool db_accumulate, T* workspace, TileHook dw_hook = {},
+                    TileHook dx_hook = {});
 
 // dx (m x k) = g W^T (+ dx if accumulate): dense_backward's input gradient
 // alone, for a caller that splits the rows itself. Row i of dx depends only on
 // row i of g; gemm picks its kernel by shape, so parts of at least 2 rows and
 // more than 512 multiply-adds each get the bits of the unsplit call (smaller
-// ones take gemm's one-row or tiny kernel).
+// ones take gemm's one-row or tiny kernel). hook: as dense_backward's dx_hook.
 template <typename T>
-void dense_input_grad(const T* g, const T* w, index_t m, index_t k, index_t n, T* dx, bool accumulate);
+void dense_input_grad(const T* g, const T* w, index_t m, index_t k, index_t n, T* dx, bool accumulate,
+                      TileHook hook = {});
 
 }  // namespace pb

@@ -114,7 +114,35 @@ struct BlockUpdate {
     }
 };
 
+// The activation derivative of the layer below applied to one finished block
+// of dx, in place (the dx GEMM's tile hook): dx becomes that layer's g while
+// the block is still in the cache of the thread that wrote it. A separate
+// pass over dx would read every line back, often on the other core, which
+// on this VM can be far (see gemm.cpp's k_block_split). The arithmetic per
+// element is act_backward_bias's, so the bits are those of the eager path.
+template <typename T>
+struct BelowGrad {
+    Activation act;
+    ActParams params;
+    const T* saved;  // the layer below's y or z, row stride ld
+    T* g;            // dx, row stride ld
+    index_t ld;
+
+    static void run(const void* ctx, index_t i0, index_t rows, index_t j0, index_t n) {
+        const BelowGrad& b = *static_cast<const BelowGrad*>(ctx);
+        const index_t o = i0 * b.ld;
+        act_backward_block<T>(b.act, b.params, b.g + o, b.saved + o, b.g + o, rows, b.ld, j0, j0 + n);
+    }
+};
+
 }  // namespace
+
+// What layer l's activation derivative reads: its output y or its input z.
+template <typename T>
+const T* MlpPlan<T>::saved_for_backward(size_t l) const {
+    const LayerSpec& s = layers_[l];
+    return derivative_uses_output(s.act, s.params) ? y_[l].data() : z_[l].data();
+}
 
 template <typename T>
 void MlpPlan<T>::update(ParamBuffers<T>& p, const OptimSpec& o) {
@@ -163,11 +191,16 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
     // Backward, updating each layer as soon as its gradients are complete:
     // dx uses W_l before the update, so dense_backward computes it first; W_l
     // is then updated block by block as the dW GEMM writes each block back.
-    // Every element gets the arithmetic of a whole-tensor update.
+    // Every element gets the arithmetic of a whole-tensor update. The dx GEMM
+    // also turns each block of dx into the layer below's g (BelowGrad), so
+    // that layer's backward starts from g (identity) and only sums db.
+    // (A split head forms it in split_head_step.)
+    const bool head_forms_g =
+        split_head && layers_.size() > 1 && layers_[layers_.size() - 2].act != Activation::identity;
+    bool g_formed = false;  // dy_ holds this layer's g already
     for (size_t l = layers_.size(); l-- > 0;) {
         const LayerSpec& s = layers_[l];
         const T* x_l = l == 0 ? x : y_[l - 1].data();
-        const T* saved = derivative_uses_output(s.act, s.params) ? y_[l].data() : z_[l].data();
         T* dx = l == 0 || (split_head && l + 1 == layers_.size()) ? nullptr : dx_.data();
         ParamBuffers<T>& w = weights_[l];
         const std::int64_t w_step = w.step + 1;
@@ -175,8 +208,18 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
         const BlockUpdate<T> w_blocks{&w_update, s.out};
         TileHook hook;
         if (!w_update.empty()) hook = TileHook{&BlockUpdate<T>::run, &w_blocks};
-        dense_backward<T>(dy_.data(), saved, x_l, w.value, batch, s.in, s.out, s.act, s.params, dx, false, w.grad,
-                          false, s.has_bias ? biases_[l].grad : nullptr, false, dy_.data(), hook);
+        const Activation act = g_formed ? Activation::identity : s.act;
+        const T* saved = act == Activation::identity ? nullptr : saved_for_backward(l);
+        BelowGrad<T> below{};
+        TileHook dx_hook;
+        if (dx != nullptr && layers_[l - 1].act != Activation::identity) {
+            const LayerSpec& b = layers_[l - 1];
+            below = BelowGrad<T>{b.act, b.params, saved_for_backward(l - 1), dx, s.in};
+            dx_hook = TileHook{&BelowGrad<T>::run, &below};
+        }
+        dense_backward<T>(dy_.data(), saved, x_l, w.value, batch, s.in, s.out, act, s.params, dx, false, w.grad,
+                          false, s.has_bias ? biases_[l].grad : nullptr, false, dy_.data(), hook, dx_hook);
+        g_formed = dx_hook.fn != nullptr || (head_forms_g && l + 1 == layers_.size());
         w.step = w_step;
         if (s.has_bias) update(biases_[l], opt);
         if (l > 0) std::swap(dy_, dx_);
@@ -222,6 +265,8 @@ double MlpPlan<T>::split_head_step(const T* x, index_t batch, const std::int64_t
     T* g = dy_.data();
     T* dx = top == 0 ? nullptr : dx_.data();
     double* loss = row_loss_.data();
+    const LayerSpec below = top > 0 ? layers_[top - 1] : LayerSpec{};
+    const T* below_saved = top > 0 && below.act != Activation::identity ? saved_for_backward(top - 1) : nullptr;
     const index_t parts = batch / kHeadRows;  // each of kHeadRows to 2 kHeadRows - 1 rows
     // (work: enough for every thread, as measured)
     parallel_for(parts, static_cast<double>(parts) * kMinWorkPerThread, [&](index_t p0, index_t p1) {
@@ -230,6 +275,9 @@ double MlpPlan<T>::split_head_step(const T* x, index_t batch, const std::int64_t
                          z ? z + r0 * s.out : nullptr);
         softmax_cross_entropy_rows<T>(logits, r0, r1, s.out, targets, loss, g, grad_scale);
         if (dx) dense_input_grad<T>(g + r0 * s.out, w, rows, s.in, s.out, dx + r0 * s.in, false);
+        if (dx && below.act != Activation::identity)  // the layer below's g, while these rows are in cache
+            act_backward_block<T>(below.act, below.params, dx + r0 * s.in, below_saved + r0 * s.in, dx + r0 * s.in,
+                                  rows, s.in, 0, s.in);
     });
     double total = 0.0;
     for (index_t i = 0; i < batch; ++i) total += loss[i];

@@ -9,8 +9,11 @@
 //             (a small classifier head's forward, loss and dx: one pass split
 //              by rows over the threads, split_head_step)
 //   backward  for l = last .. first:
-//               g = dy * act'(saved); db = sum_rows g  (one pass)
-//               dx = g W_l^T                           (before W_l changes)
+//               g = dy * act'(saved)                   (formed by the dx GEMM of
+//                    layer l+1 on each block it writes, see below_grad_hook)
+//               db = sum_rows g
+//               dx = g W_l^T                           (before W_l changes), and
+//                    g of layer l-1 formed in its write-back
 //               dW = x_l^T g, and W_l updated block by block in this GEMM's
 //                    write-back, while each block of dW is in cache
 //               update b_l
@@ -83,6 +86,7 @@ private:
     void reserve(index_t batch);
     void run_forward(const T* x, index_t batch, bool training, T* out_last, size_t n_layers);
     bool splits_head(index_t batch) const;
+    const T* saved_for_backward(size_t l) const;
     double split_head_step(const T* x, index_t batch, const std::int64_t* targets, T grad_scale);
     void update(ParamBuffers<T>& p, const OptimSpec& opt);
 
@@ -95,7 +99,7 @@ private:
     index_t batch_ = -1;
     std::vector<std::vector<T>> y_;    // y_[l]: output of layer l (batch x out_l)
     std::vector<std::vector<T>> z_;    // z_[l]: pre-activation, only where backward needs it
-    std::vector<T> dy_, dx_;           // backward ping-pong (g = dy act' overwrites dy)
+    std::vector<T> dy_, dx_;           // backward ping-pong (dx becomes the layer below's g in place)
     std::vector<T> loss_rows_;
     std::vector<double> row_loss_;     // split_head_step's per-row losses
     std::mutex mutex_;                 // one call at a time per plan

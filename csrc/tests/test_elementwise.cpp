@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "activations/activations.h"
@@ -246,6 +247,31 @@ int activation_tests_t() {
                 PB_CHECK(fails, db2[static_cast<std::size_t>(j)] == static_cast<T>(s),
                          "act_backward_bias db[%lld] = %a, not the row-order double sum %a",
                          static_cast<long long>(j), static_cast<double>(db2[static_cast<std::size_t>(j)]), s);
+            }
+            // act_backward_block (the compiled step's dx epilogue), in place on
+            // four blocks that tile the matrix, gives act_backward_bias's g and
+            // act_backward's bit for bit, for every activation.
+            for (int ai = 0; ai < pb::kNumActivations; ++ai) {
+                const Activation act = static_cast<Activation>(ai);
+                std::vector<T> want(up.size()), plain(up.size()), got = up, sums(static_cast<std::size_t>(cols));
+                pb::act_backward_bias(act, p, up.data(), y.data(), want.data(), rows, cols, sums.data(), false);
+                pb::act_backward(act, p, up.data(), y.data(), plain.data(), rows * cols);
+                const index_t r1 = rows / 2, c1 = cols / 3;
+                for (auto [i0, i1] : {std::pair<index_t, index_t>{0, r1}, {r1, rows}})
+                    for (auto [j0, j1] : {std::pair<index_t, index_t>{0, c1}, {c1, cols}}) {
+                        T* b = got.data() + i0 * cols;
+                        pb::act_backward_block(act, p, b, y.data() + i0 * cols, b, i1 - i0, cols, j0, j1);
+                    }
+                for (std::size_t k = 0; k < up.size(); ++k) {
+                    const bool same = (want[k] == got[k] && std::signbit(want[k]) == std::signbit(got[k])) ||
+                                      (std::isnan(want[k]) && std::isnan(got[k]));
+                    PB_CHECK(fails, same, "%s: act_backward_block g[%zu] = %a, act_backward_bias's %a",
+                             kActNames[ai], k, static_cast<double>(got[k]), static_cast<double>(want[k]));
+                    const bool same_plain = (plain[k] == want[k] && std::signbit(plain[k]) == std::signbit(want[k])) ||
+                                            (std::isnan(plain[k]) && std::isnan(want[k]));
+                    PB_CHECK(fails, same_plain, "%s: act_backward g[%zu] = %a, act_backward_bias's %a",
+                             kActNames[ai], k, static_cast<double>(plain[k]), static_cast<double>(want[k]));
+                }
             }
         }
     }
