@@ -9,11 +9,11 @@
 //             (a small classifier head's forward, loss and dx: one pass split
 //              by rows over the threads, split_head_step)
 //   backward  for l = last .. first:
-//               g = dy * act'(saved)                   (formed by the dx GEMM of
-//                    layer l+1 on each block it writes, see below_grad_hook)
+//               g = dy * act'(saved)                   (already formed by layer
+//                    l+1's dx GEMM, block by block: BelowGrad in mlp_plan.cpp)
 //               db = sum_rows g
-//               dx = g W_l^T                           (before W_l changes), and
-//                    g of layer l-1 formed in its write-back
+//               dx = g W_l^T                           (before W_l changes), each
+//                    block turned into layer l-1's g in the write-back
 //               dW = x_l^T g, and W_l updated block by block in this GEMM's
 //                    write-back, while each block of dW is in cache
 //               update b_l
