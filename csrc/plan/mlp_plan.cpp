@@ -144,6 +144,13 @@ const T* MlpPlan<T>::saved_for_backward(size_t l) const {
     return derivative_uses_output(s.act, s.params) ? y_[l].data() : z_[l].data();
 }
 
+// Whether layer l's dx GEMM turns dx into layer l-1's g (BelowGrad): when
+// layer l-1 has an activation.
+template <typename T>
+bool MlpPlan<T>::forms_below_grad(size_t l) const {
+    return l > 0 && layers_[l - 1].act != Activation::identity;
+}
+
 template <typename T>
 void MlpPlan<T>::update(ParamBuffers<T>& p, const OptimSpec& o) {
     // The count moves only once the update has happened (a kernel may refuse).
@@ -195,8 +202,7 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
     // also turns each block of dx into the layer below's g (BelowGrad), so
     // that layer's backward starts from g (identity) and only sums db.
     // (A split head forms it in split_head_step.)
-    const bool head_forms_g =
-        split_head && layers_.size() > 1 && layers_[layers_.size() - 2].act != Activation::identity;
+    const bool head_forms_g = split_head && forms_below_grad(layers_.size() - 1);
     bool g_formed = false;  // dy_ holds this layer's g already
     for (size_t l = layers_.size(); l-- > 0;) {
         const LayerSpec& s = layers_[l];
@@ -212,7 +218,7 @@ double MlpPlan<T>::train_step(const T* x, index_t batch, const void* targets, co
         const T* saved = act == Activation::identity ? nullptr : saved_for_backward(l);
         BelowGrad<T> below{};
         TileHook dx_hook;
-        if (dx != nullptr && layers_[l - 1].act != Activation::identity) {
+        if (dx != nullptr && forms_below_grad(l)) {
             const LayerSpec& b = layers_[l - 1];
             below = BelowGrad<T>{b.act, b.params, saved_for_backward(l - 1), dx, s.in};
             dx_hook = TileHook{&BelowGrad<T>::run, &below};
@@ -265,8 +271,8 @@ double MlpPlan<T>::split_head_step(const T* x, index_t batch, const std::int64_t
     T* g = dy_.data();
     T* dx = top == 0 ? nullptr : dx_.data();
     double* loss = row_loss_.data();
-    const LayerSpec below = top > 0 ? layers_[top - 1] : LayerSpec{};
-    const T* below_saved = top > 0 && below.act != Activation::identity ? saved_for_backward(top - 1) : nullptr;
+    const bool below_grad = dx != nullptr && forms_below_grad(top);
+    const T* below_saved = below_grad ? saved_for_backward(top - 1) : nullptr;
     const index_t parts = batch / kHeadRows;  // each of kHeadRows to 2 kHeadRows - 1 rows
     // (work: enough for every thread, as measured)
     parallel_for(parts, static_cast<double>(parts) * kMinWorkPerThread, [&](index_t p0, index_t p1) {
@@ -274,10 +280,16 @@ double MlpPlan<T>::split_head_step(const T* x, index_t batch, const std::int64_t
         dense_forward<T>(x + r0 * s.in, w, b, rows, s.in, s.out, s.act, s.params, logits + r0 * s.out,
                          z ? z + r0 * s.out : nullptr);
         softmax_cross_entropy_rows<T>(logits, r0, r1, s.out, targets, loss, g, grad_scale);
-        if (dx) dense_input_grad<T>(g + r0 * s.out, w, rows, s.in, s.out, dx + r0 * s.in, false);
-        if (dx && below.act != Activation::identity)  // the layer below's g, while these rows are in cache
-            act_backward_block<T>(below.act, below.params, dx + r0 * s.in, below_saved + r0 * s.in, dx + r0 * s.in,
-                                  rows, s.in, 0, s.in);
+        if (dx) {  // (and the layer below's g, block by block, as in train_step)
+            BelowGrad<T> below{};
+            TileHook hook;
+            if (below_grad) {
+                const LayerSpec& b = layers_[top - 1];
+                below = BelowGrad<T>{b.act, b.params, below_saved + r0 * s.in, dx + r0 * s.in, s.in};
+                hook = TileHook{&BelowGrad<T>::run, &below};
+            }
+            dense_input_grad<T>(g + r0 * s.out, w, rows, s.in, s.out, dx + r0 * s.in, false, hook);
+        }
     });
     double total = 0.0;
     for (index_t i = 0; i < batch; ++i) total += loss[i];

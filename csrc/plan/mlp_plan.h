@@ -87,6 +87,7 @@ private:
     void run_forward(const T* x, index_t batch, bool training, T* out_last, size_t n_layers);
     bool splits_head(index_t batch) const;
     const T* saved_for_backward(size_t l) const;
+    bool forms_below_grad(size_t l) const;
     double split_head_step(const T* x, index_t batch, const std::int64_t* targets, T grad_scale);
     void update(ParamBuffers<T>& p, const OptimSpec& opt);
 
