@@ -113,6 +113,10 @@ def _dense_layers(model, training):
         raise _Unsupported("the model has no Linear layer")
     for lin, _ in layers:  # the native plan reads the arrays by these shapes
         w, b = lin.weight.data, None if lin.bias is None else lin.bias.data
+        for name, a in (("weight", w), ("bias", b)):
+            if a is not None and not isinstance(a, np.ndarray):  # (.data assigned by hand)
+                raise TypeError(f"Linear({lin.in_features}, {lin.out_features}).{name}.data must be a numpy "
+                                f"array, got {type(a).__name__}")
         if w.shape != (lin.in_features, lin.out_features) or (b is not None and b.shape != (lin.out_features,)):
             raise ValueError(f"Linear({lin.in_features}, {lin.out_features}) has a weight of shape {w.shape}"
                              + ("" if b is None else f" and a bias of shape {b.shape}")

@@ -78,6 +78,22 @@ def test_compiled_model_refuses_a_weight_of_the_wrong_shape():
         f(np.ones((3, 4), np.float32))
 
 
+def test_hand_assigned_data_and_grad_that_are_not_arrays_are_named():
+    model = pb.nn.Sequential(pb.nn.Linear(4, 2))
+    f = pb.compile(model)
+    model[0].weight.data = [[0.0] * 2] * 4
+    with pytest.raises(TypeError, match=r"Linear\(4, 2\)\.weight\.data must be a numpy array, got list"):
+        f(np.ones((3, 4), np.float32))
+    lin = pb.nn.Linear(4, 2)
+    opt = pb.optim.SGD(lin.parameters(), lr=0.1)
+    lin.weight.grad = np.zeros((4, 2), np.float32)          # an array, not a Tensor
+    with pytest.raises(TypeError, match=r"\.grad must be a pb\.Tensor or None, got ndarray"):
+        opt.step()
+    lin.weight.grad, lin.weight.data = pb.zeros(4, 2), [[0.0] * 2] * 4
+    with pytest.raises(TypeError, match=r"\.data must be a numpy array, got list"):
+        opt.step()
+
+
 @pytest.mark.parametrize("x, words", [(np.ones((2, 4), complex), "complex128"), (None, "object"),
                                       (np.array(["a"]), "<U1")])
 def test_compiled_paths_refuse_non_real_input(x, words):

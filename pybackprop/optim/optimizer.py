@@ -86,6 +86,10 @@ class Optimizer:
 
     @staticmethod
     def _grad_array(p):
+        if not isinstance(p.grad, Tensor):   # (a user may assign .grad by hand)
+            raise TypeError(f"a parameter's .grad must be a pb.Tensor or None, got {type(p.grad).__name__}")
+        if not isinstance(p.data, np.ndarray):
+            raise TypeError(f"a parameter's .data must be a numpy array, got {type(p.data).__name__}")
         g = p.grad.data
         pd = p.data
         if g.dtype != pd.dtype or not g.flags.c_contiguous:
