@@ -31,6 +31,7 @@
 #include <string>
 
 #include "common/dispatch.h"
+#include "common/core_distance.h"
 #include "common/thread_pool.h"
 #include "gemm/gemm_kernels.h"
 
@@ -413,35 +414,52 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
     }
 }
 
-// A row split whose B is one block (k and n within one k-block and column
-// block) and small enough that one thread packs it alone (pack_shared_b_block
-// parallelises only from 125k elements): each thread packs the whole of B on
-// its first claim and reuses it for its later claims of the same call. The
-// shared path would pack on the calling thread while the other waits, and
-// have the other core read the packed B from the packer's L2. (A tile hook
-// must not call gemm: it would overwrite this thread's packed B.)
-// Claims stay dynamic (a slow core does fewer). Zen 4, two threads, new/old
-// medians of 7-11 alternations (m x n x k; the host was noisy that day):
-//   784 x 256 x 128 (B's dW of layer 0)  0.95 [0.93-0.98], 0.95 [0.93-1.00]
-//                                        (0.80 in a noisier spell)
-//   256 x 128 x 128 (B's dW of layer 1)  0.77 [0.71-1.01], 1.02 [0.65-1.10]
-//   native training steps: B 0.998 and 0.986, A 0.989 and 0.986 (ranges
-//   +-5%); per phase, B's dW of layer 0 (Adam fused) 292 -> 286 us.
+// A row split in which each thread packs the B block (kc x nc, the k-block pc
+// of the column block jc) itself, on its first claim, and reuses it for its
+// later claims of the same call. The shared path (pack_shared_b_block) has
+// each thread pack part of the block and read the rest from the other core.
+// (A tile hook must not call gemm: it would overwrite this thread's packed B.)
+// Claims stay dynamic (a slow core does fewer). Used:
+// - for a B of one block small enough that one thread packs it alone: the
+//   shared path would pack on the calling thread while the other waits, and
+//   have the other core read the packed B from the packer's L2. Zen 4, two
+//   threads, new/old medians of 7-11 alternations (m x n x k):
+//     784 x 256 x 128 (B's dW of layer 0)  0.95 [0.93-0.98], 0.95 [0.93-1.00]
+//     256 x 128 x 128 (B's dW of layer 1)  0.77 [0.71-1.01], 1.02 [0.65-1.10]
+//     native training steps: B 0.998 and 0.986, A 0.989 and 0.986 (ranges
+//     +-5%); per phase, B's dW of layer 0 (Adam fused) 292 -> 286 us.
+// - for every row split with packed B while the two threads' cores are far
+//   apart (core_distance.h): a packed block then costs more to read from the
+//   other die than to pack again (see the measurements at its call).
 template <typename T>
-void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, double work, index_t grain) {
+void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, double work, index_t grain,
+                index_t jc, index_t nc, index_t pc, index_t kc) {
     static std::atomic<std::uint64_t> calls{0};
     const std::uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
-    thread_local std::uint64_t packed_for = 0;  // the call whose B this thread's buffer holds
+    thread_local std::uint64_t packed_for = 0;  // the call whose B block this thread's buffer holds
     const index_t MR = kern.bs.mr, NR = kern.bs.nr;
     parallel_for(ceil_div(p.m, MR), work, grain, [&](index_t t0, index_t t1) {
-        T* b = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(ceil_div(p.n, NR) * NR * p.k)));
+        T* b = static_cast<T*>(tl_pack_b.get(sizeof(T) * static_cast<std::size_t>(ceil_div(nc, NR) * NR * kc)));
         if (packed_for != call) {
             packed_for = 0;  // (if packing throws, the buffer holds nothing usable)
-            kern.pack_b(p.k, p.n, p.b, p.rs_b, p.cs_b, b);
+            kern.pack_b(kc, nc, p.b + pc * p.rs_b + jc * p.cs_b, p.rs_b, p.cs_b, b);
             packed_for = call;
         }
-        run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), 0, p.n, 0, p.k, b);
+        run_block<T>(p, plan, kern, t0 * MR, imin(t1 * MR, p.m), jc, jc + nc, pc, pc + kc, b);
     });
+}
+
+// Whether a row split packs B per thread (rows_own_b) rather than shared
+// while the threads' cores are far apart: for B blocks of at most 2 MiB, the
+// size of one L2 on Zen 4 and the largest block of workload C (784-1024-1024-10,
+// batch 512), where it was measured. Native training steps of C alternated
+// with the shared path every time, each pair tagged by the measured handoff:
+// far (> 140 ns) 29.1 -> 27.5 ms (0.942, 19 pairs), near (25-35 ns) 25.2 ->
+// 25.2 ms (1.000, 58 pairs). Packing the whole block on each thread is not
+// free: always taken, it cost 2.6% in the near state. Larger blocks (E's
+// 4096-wide layers: 6 MiB) keep the shared path: not measured.
+inline bool own_b_when_far(const Plan& plan, index_t nc, std::size_t elem) {
+    return static_cast<double>(plan.kc) * static_cast<double>(nc) * static_cast<double>(elem) <= 2.0 * 1024 * 1024;
 }
 
 // Two k-blocks on two threads (a short C whose k is cut in two, as in the
@@ -580,7 +598,12 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     const bool one_b_block = p.k == plan.kc && p.n <= kern.bs.nc;
     if (rows_shared_b && !plan.pack_a && one_b_block &&
         32.0 * static_cast<double>(p.k) * static_cast<double>(p.n) < 2.0 * kMinWorkPerThread) {
-        rows_own_b(p, plan, kern, work, kRowGrain);
+        rows_own_b(p, plan, kern, work, kRowGrain, 0, p.n, 0, p.k);
+    } else if (rows_shared_b && own_b_when_far(plan, imin(kern.bs.nc, p.n), sizeof(T)) && threads_far_apart()) {
+        for (index_t jc = 0; jc < p.n; jc += kern.bs.nc)
+            for (index_t pc = 0; pc < p.k; pc += plan.kc)
+                rows_own_b(p, plan, kern, work, kRowGrain, jc, imin(kern.bs.nc, p.n - jc), pc,
+                           imin(plan.kc, p.k - pc));
     } else if (rows_shared_b) {
         for (index_t jc = 0; jc < p.n; jc += kern.bs.nc) {
             const index_t nc = imin(kern.bs.nc, p.n - jc);

@@ -1,6 +1,7 @@
 // Native tests of csrc/gemm and csrc/dense against naive double-precision
 // references. test_main.cpp runs them on every ISA and at 1 and 2 threads;
 // the thread-count determinism check here switches threads itself.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "activations/activations.h"
+#include "common/core_distance.h"
 #include "common/thread_pool.h"
 #include "dense/dense.h"
 #include "gemm/gemm.h"
@@ -156,7 +158,8 @@ int gemm_suite() {
 }
 
 // Same bits at 1 and 2 threads: split along n (B in place, then A packed per
-// column range), along m (B packed once and shared), and an MLP's forward.
+// column range), along m (B packed once and shared, or packed by each thread
+// as when the cores are far apart: core_distance.h), and an MLP's forward.
 template <typename T>
 int determinism_suite() {
     int failures = 0;
@@ -167,7 +170,8 @@ int determinism_suite() {
     // generic one).
     const index_t shapes[][4] = {{200, 390, 300, 1}, {200, 800, 700, 1}, {700, 40, 300, 1},
                                  {64, 784, 128, 1},  {1, 128, 784, 0},   {1, 700, 3000, 0},
-                                 {128, 256, 784, 1}, {96, 70, 500, 1}};
+                                 {128, 256, 784, 1}, {96, 70, 500, 1},   {300, 3100, 600, 1},
+                                 {832, 3100, 160, 1}, {832, 3100, 80, 1}};
     for (const auto& s : shapes) {
         const index_t m = s[0], n = s[1], k = s[2];
         Rng rng(77);
@@ -177,11 +181,16 @@ int determinism_suite() {
         pb::set_num_threads(1);
         pb::gemm<T>(m, n, k, T(1), a.p(), a.rs, a.cs, b.p(), b.rs, b.cs, T(0), c1.data(), n, 1);
         pb::set_num_threads(2);
-        pb::gemm<T>(m, n, k, T(1), a.p(), a.rs, a.cs, b.p(), b.rs, b.cs, T(0), c2.data(), n, 1);
-        PB_CHECK(failures, std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(T)) == 0,
-                 "gemm<%s> %lldx%lldx%lld: 1 and 2 threads differ", tname<T>(), (long long)m, (long long)n,
-                 (long long)k);
+        for (int far = 0; far < 2; ++far) {
+            pb::set_core_distance_override(far);
+            std::fill(c2.begin(), c2.end(), T(7));
+            pb::gemm<T>(m, n, k, T(1), a.p(), a.rs, a.cs, b.p(), b.rs, b.cs, T(0), c2.data(), n, 1);
+            PB_CHECK(failures, std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(T)) == 0,
+                     "gemm<%s> %lldx%lldx%lld: 1 and 2 threads (cores %s) differ", tname<T>(), (long long)m,
+                     (long long)n, (long long)k, far ? "far apart" : "near");
+        }
     }
+    pb::set_core_distance_override(-1);
     pb::set_num_threads(before);
     return failures;
 }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/core_distance.h"
 #include "common/thread_pool.h"
 #include "tests/check.h"
 #include "tests/tests.h"
@@ -135,9 +136,40 @@ int nested_calls_run_inline() {
     return failures + still_runs_every_task_once("nesting");
 }
 
+// The core-distance probe: on two threads it measures a handoff of a
+// plausible length (waiting up to a second for the worker, and trying again
+// if a thread was descheduled mid-way: the other core may be busy), and
+// threads_far_apart answers from it; inside a task, and on one thread, it
+// answers without a deadlock; the override answers as told; and the pool
+// still runs every task once after it.
+int core_distance_probe() {
+    int failures = 0;
+    const int before = pb::get_num_threads();
+    pb::set_num_threads(2);
+    double ns = -1.0;
+    for (int attempt = 0; attempt < 20 && ns < 0.0; ++attempt) ns = pb::measure_handoff_ns(1'000'000'000);
+    PB_CHECK(failures, ns > 0.0 && ns < 1e6, "core distance: a handoff of %g ns", ns);
+    PB_CHECK(failures, pb::last_handoff_ns() == ns, "core distance: measured %g ns, recorded %g", ns,
+             pb::last_handoff_ns());
+    const bool far = pb::threads_far_apart();  // (maybe from a new measurement: read it after)
+    PB_CHECK(failures, far == (pb::last_handoff_ns() > pb::kFarHandoffNs), "core distance: %g ns answered %s",
+             pb::last_handoff_ns(), far ? "far" : "near");
+    pb::parallel_for(2, kBigWork, [&](index_t, index_t) { (void)pb::threads_far_apart(); });
+    for (int mode = 0; mode < 2; ++mode) {
+        pb::set_core_distance_override(mode);
+        PB_CHECK(failures, pb::threads_far_apart() == (mode == 1), "core distance: override %d not followed", mode);
+    }
+    pb::set_core_distance_override(-1);
+    pb::set_num_threads(1);
+    PB_CHECK(failures, !pb::threads_far_apart(), "core distance: one thread counted as far apart");
+    PB_CHECK(failures, pb::measure_handoff_ns(1'000'000) == -1.0, "core distance: one thread measured a handoff");
+    pb::set_num_threads(before);
+    return failures + still_runs_every_task_once("the core-distance probe");
+}
+
 }  // namespace
 
 int run_thread_pool_tests() {
     return every_task_once() + fast_thread_helps() + static_split_one_call_per_share() +
-           exceptions_reach_the_caller() + nested_calls_run_inline();
+           exceptions_reach_the_caller() + nested_calls_run_inline() + core_distance_probe();
 }

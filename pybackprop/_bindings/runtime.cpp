@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/core_distance.h"
 #include "common/dispatch.h"
 #include "common/thread_pool.h"
 
@@ -52,6 +53,18 @@ void register_all(py::module_ m) {
         return out;
     });
     m.def("cpu_features", &cpu_dict);
+    m.def(
+        "_handoff_ns",
+        [](double timeout_ms) {
+            py::gil_scoped_release nogil;
+            return pb::measure_handoff_ns(static_cast<long long>(timeout_ms * 1e6));
+        },
+        py::arg("timeout_ms") = 10.0,
+        "The pool's one-way caller-to-worker handoff in ns, measured now; -1 on one thread, with the pool busy, "
+        "or if the worker did not start within timeout_ms. Above 80 ns the GEMM's row split packs B per thread.");
+    m.def(
+        "_set_core_distance", [](int mode) { pb::set_core_distance_override(mode); }, py::arg("mode"),
+        "For tests: -1 measures the core distance (the default), 0 takes the cores as near, 1 as far apart.");
     m.def("backend_info", [] {
         py::dict d;
         d["isa"] = pb::isa_name(pb::active_isa());

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import pybackprop as pb
+from pybackprop import _core
 
 nn = pb.nn
 
@@ -111,11 +112,15 @@ def test_every_activation_and_loss(act, loss, dtype):
 
 
 def test_bit_identical_on_one_and_two_threads():
+    # On two threads, both layouts of the GEMM's row split: B packed once and
+    # shared (cores near each other) and packed by each thread (far apart);
+    # dW of the first layer, 784 x 512 x 256, takes the row split.
     results = []
     before = pb.get_num_threads()
     try:
-        for threads in (1, 2):
+        for threads, far in ((1, -1), (2, 0), (2, 1)):
             pb.set_num_threads(threads)
+            _core._set_core_distance(far)
             m = make_mlp(5, np.float32, sizes=(784, 512, 256, 10))
             opt = pb.optim.Adam(m.parameters(), lr=1e-3)
             step = pb.compile(m, nn.CrossEntropyLoss(), opt)
@@ -124,9 +129,23 @@ def test_bit_identical_on_one_and_two_threads():
             results.append((losses, [p.data.copy() for p in m.parameters()]))
     finally:
         pb.set_num_threads(before)
-    assert results[0][0] == results[1][0]
-    for a, b in zip(results[0][1], results[1][1]):
-        np.testing.assert_array_equal(a, b)
+        _core._set_core_distance(-1)
+    for other in results[1:]:
+        assert results[0][0] == other[0]
+        for a, b in zip(results[0][1], other[1]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_core_distance_probe_measures_a_handoff():
+    before = pb.get_num_threads()
+    try:
+        pb.set_num_threads(2)
+        ns = max(_core._handoff_ns(1000.0) for _ in range(10))  # (-1 if the other core was busy mid-way)
+        assert 0 < ns < 1e6
+        pb.set_num_threads(1)
+        assert _core._handoff_ns() == -1
+    finally:
+        pb.set_num_threads(before)
 
 
 @pytest.mark.parametrize("sizes,batch,bias", [
