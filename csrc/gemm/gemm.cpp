@@ -453,11 +453,12 @@ void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, d
 // while the threads' cores are far apart: for B blocks of at most 2 MiB, the
 // size of one L2 on Zen 4 and the largest block of workload C (784-1024-1024-10,
 // batch 512), where it was measured. Native training steps of C alternated
-// with the shared path every time, each pair tagged by the measured handoff:
-// far (> 140 ns) 29.1 -> 27.5 ms (0.942, 19 pairs), near (25-35 ns) 25.2 ->
-// 25.2 ms (1.000, 58 pairs). Packing the whole block on each thread is not
-// free: always taken, it cost 2.6% in the near state. Larger blocks (E's
-// 4096-wide layers: 6 MiB) keep the shared path: not measured.
+// with the shared path, each pair tagged by the measured handoff, two runs:
+// far (> 140 ns) 29.1 -> 27.5 ms (0.942, 19 pairs) and 29.3 -> 27.5 ms
+// (0.938, 28 pairs, every pair faster); near (25-35 ns) 1.000 (58 pairs) and
+// 0.997 (81). Packing the whole block on each thread is not free: taken
+// always, it cost 2.6% in the near state. Larger blocks (E's 4096-wide
+// layers: 6 MiB) keep the shared path: not measured.
 inline bool own_b_when_far(const Plan& plan, index_t nc, std::size_t elem) {
     return static_cast<double>(plan.kc) * static_cast<double>(nc) * static_cast<double>(elem) <= 2.0 * 1024 * 1024;
 }

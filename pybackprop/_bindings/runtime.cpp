@@ -56,6 +56,8 @@ void register_all(py::module_ m) {
     m.def(
         "_handoff_ns",
         [](double timeout_ms) {
+            if (!(timeout_ms >= 0.0 && timeout_ms <= 60e3))
+                throw py::value_error("timeout_ms must be in [0, 60000], got " + std::to_string(timeout_ms));
             py::gil_scoped_release nogil;
             return pb::measure_handoff_ns(static_cast<long long>(timeout_ms * 1e6));
         },
