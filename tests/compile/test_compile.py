@@ -1,4 +1,5 @@
 """pb.compile: a captured training step must equal the eager step bit for bit."""
+import time
 import warnings
 
 import numpy as np
@@ -136,14 +137,30 @@ def test_bit_identical_on_one_and_two_threads():
             np.testing.assert_array_equal(a, b)
 
 
+def _gets_two_cores():
+    """Whether two-thread GEMMs here use more than 1.5 cores (not with the other core busy)."""
+    a = pb.randn(1024, 1024)
+    wall, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall < 0.3:
+        a @ a
+    return (time.process_time() - cpu) / (time.perf_counter() - wall) > 1.5
+
+
 def test_core_distance_probe_measures_a_handoff():
     before = pb.get_num_threads()
     try:
         pb.set_num_threads(2)
-        ns = max(_core._handoff_ns(1000.0) for _ in range(10))  # (-1 if the other core was busy mid-way)
+        ns, give_up = -1, time.monotonic() + 10   # -1: the worker did not run alongside the caller
+        while ns < 0 and time.monotonic() < give_up:
+            ns = _core._handoff_ns(1000.0)
+            time.sleep(0.005)
+        if ns < 0 and not _gets_two_cores():
+            pytest.skip("the other core is busy: the two threads never ran at once, so nothing to measure")
         assert 0 < ns < 1e6
         pb.set_num_threads(1)
         assert _core._handoff_ns() == -1
+        with pytest.raises(ValueError, match="timeout_ms"):
+            _core._handoff_ns(-1.0)
     finally:
         pb.set_num_threads(before)
 
