@@ -19,7 +19,6 @@ constexpr int kBatches = 4, kTripsPerBatch = 8;       // min over batches of 8 r
 constexpr std::int64_t kTripTimeoutNs = 20'000;        // a round trip this long: a thread was descheduled
 
 std::atomic<int> g_override{-1};
-std::atomic<bool> g_far{false};
 std::atomic<double> g_handoff_ns{0.0};
 std::atomic<std::int64_t> g_last_probe{-kProbeIntervalNs};
 std::atomic<bool> g_probing{false};
@@ -94,9 +93,7 @@ double measure(std::int64_t worker_start_timeout_ns) {
 }
 
 void record(double ns) {
-    if (ns < 0.0) return;  // no measurement: the last answer stands
-    g_handoff_ns.store(ns, std::memory_order_relaxed);
-    g_far.store(ns > kFarHandoffNs, std::memory_order_relaxed);
+    if (ns >= 0.0) g_handoff_ns.store(ns, std::memory_order_relaxed);  // (else the last answer stands)
 }
 
 }  // namespace
@@ -112,7 +109,7 @@ bool threads_far_apart() {
         record(measure(200'000));  // (a worker not there within 0.2 ms: asleep, or its core busy)
         g_probing.store(false, std::memory_order_release);
     }
-    return g_far.load(std::memory_order_relaxed);
+    return g_handoff_ns.load(std::memory_order_relaxed) > kFarHandoffNs;
 }
 
 double measure_handoff_ns(long long worker_start_timeout_ns) {
