@@ -147,12 +147,6 @@ private:
             cpu_relax();
     }
 
-    static void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-
     static index_t ceil_div(index_t x, index_t y) { return (x + y - 1) / y; }
 
     // A share of tasks [begin, end) in one word: begin in the low 32 bits.

@@ -28,6 +28,13 @@ int get_num_threads();
 // n >= 1. Throws std::invalid_argument otherwise.
 void set_num_threads(int n);
 
+// One iteration of a spin-wait: tells the core this thread is waiting.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 // Smallest amount of work (in flops or element operations) worth a thread.
 constexpr double kMinWorkPerThread = 2.0e6;
 

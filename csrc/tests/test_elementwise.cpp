@@ -262,14 +262,12 @@ int activation_tests_t() {
                         T* b = got.data() + i0 * cols;
                         pb::act_backward_block(act, p, b, y.data() + i0 * cols, b, i1 - i0, cols, j0, j1);
                     }
+                // (the same value and sign, or both NaN)
+                auto same = [](T a, T b) { return (a == b && std::signbit(a) == std::signbit(b)) || (a != a && b != b); };
                 for (std::size_t k = 0; k < up.size(); ++k) {
-                    const bool same = (want[k] == got[k] && std::signbit(want[k]) == std::signbit(got[k])) ||
-                                      (std::isnan(want[k]) && std::isnan(got[k]));
-                    PB_CHECK(fails, same, "%s: act_backward_block g[%zu] = %a, act_backward_bias's %a",
+                    PB_CHECK(fails, same(got[k], want[k]), "%s: act_backward_block g[%zu] = %a, act_backward_bias's %a",
                              kActNames[ai], k, static_cast<double>(got[k]), static_cast<double>(want[k]));
-                    const bool same_plain = (plain[k] == want[k] && std::signbit(plain[k]) == std::signbit(want[k])) ||
-                                            (std::isnan(plain[k]) && std::isnan(want[k]));
-                    PB_CHECK(fails, same_plain, "%s: act_backward g[%zu] = %a, act_backward_bias's %a",
+                    PB_CHECK(fails, same(plain[k], want[k]), "%s: act_backward g[%zu] = %a, act_backward_bias's %a",
                              kActNames[ai], k, static_cast<double>(plain[k]), static_cast<double>(want[k]));
                 }
             }
