@@ -71,7 +71,8 @@ private:
 thread_local Buffer tl_pack_a, tl_pack_b, tl_row, tl_partial;
 
 // ---- the kernel table, indexed by pb::active_isa(): generic, avx2, and
-// avx512 (the AVX2 kernels but for the microkernels and the row)
+// avx512 (the AVX2 kernels and block sizes but for the microkernels, which
+// take two micro-panels of B at once, the row and the narrow dW)
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define PB_X86_KERNELS 1
@@ -82,6 +83,7 @@ thread_local Buffer tl_pack_a, tl_pack_b, tl_row, tl_partial;
 template <typename T>
 struct Kernels {
     BlockSizes bs;
+    index_t b_panels;  // micro-panels of B the macro-kernel takes at once (avx512: 2, gemm_avx512.cpp's ukr2)
     void (*tiny)(index_t, index_t, index_t, T, const T*, index_t, index_t, const T*, index_t, index_t, T, T*, index_t,
                  index_t);
     void (*row)(index_t, index_t, index_t, T, const T*, index_t, const T*, index_t, T, T*, RowEpilogue<T>);
@@ -98,13 +100,13 @@ const Kernels<T>& kernels();
 template <>
 const Kernels<float>& kernels<float>() {
     static const Kernels<float> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF32, generic::gemm_tiny_f32, generic::gemm_row_f32, nullptr, generic::gemm_macro_f32,
+        {gemm_detail::kBlocksGenericF32, 1, generic::gemm_tiny_f32, generic::gemm_row_f32, nullptr, generic::gemm_macro_f32,
          nullptr, generic::gemm_pack_a_f32, generic::gemm_pack_b_f32},
 #if PB_X86_KERNELS  // elsewhere only the portable path exists (active_isa() is generic)
-        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx2::gemm_row_f32, avx2::gemm_row_narrow_f32,
+        {gemm_detail::kBlocksAvx2F32, 1, avx2::gemm_tiny_f32, avx2::gemm_row_f32, avx2::gemm_row_narrow_f32,
          avx2::gemm_macro_f32, nullptr,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
-        {gemm_detail::kBlocksAvx2F32, avx2::gemm_tiny_f32, avx512::gemm_row_f32, avx2::gemm_row_narrow_f32,
+        {gemm_detail::kBlocksAvx2F32, 2, avx2::gemm_tiny_f32, avx512::gemm_row_f32, avx2::gemm_row_narrow_f32,
          avx512::gemm_macro_f32, avx512::gemm_narrow_tn_f32,
          avx2::gemm_pack_a_f32, avx2::gemm_pack_b_f32},
 #endif
@@ -115,13 +117,13 @@ const Kernels<float>& kernels<float>() {
 template <>
 const Kernels<double>& kernels<double>() {
     static const Kernels<double> table[kNumIsa] = {
-        {gemm_detail::kBlocksGenericF64, generic::gemm_tiny_f64, generic::gemm_row_f64, nullptr, generic::gemm_macro_f64,
+        {gemm_detail::kBlocksGenericF64, 1, generic::gemm_tiny_f64, generic::gemm_row_f64, nullptr, generic::gemm_macro_f64,
          nullptr, generic::gemm_pack_a_f64, generic::gemm_pack_b_f64},
 #if PB_X86_KERNELS  // elsewhere only the portable path exists (active_isa() is generic)
-        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx2::gemm_row_f64, avx2::gemm_row_narrow_f64,
+        {gemm_detail::kBlocksAvx2F64, 1, avx2::gemm_tiny_f64, avx2::gemm_row_f64, avx2::gemm_row_narrow_f64,
          avx2::gemm_macro_f64, nullptr,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
-        {gemm_detail::kBlocksAvx2F64, avx2::gemm_tiny_f64, avx512::gemm_row_f64, avx2::gemm_row_narrow_f64,
+        {gemm_detail::kBlocksAvx2F64, 2, avx2::gemm_tiny_f64, avx512::gemm_row_f64, avx2::gemm_row_narrow_f64,
          avx512::gemm_macro_f64, avx512::gemm_narrow_tn_f64,
          avx2::gemm_pack_a_f64, avx2::gemm_pack_b_f64},
 #endif
@@ -348,8 +350,9 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
             const T* b_blk = p.b + pc * p.rs_b + jc * p.cs_b;
             const index_t n_full = nc / NR * NR;
             // A single row block (small m) uses each B micro-panel once, right
-            // after packing it: then pack one micro-panel at a time in loop 3,
-            // so the packed panel is still in L1 when the microkernels read it.
+            // after packing it: then pack one micro-panel (or the b_panels the
+            // macro-kernel takes at once) at a time in loop 3, so the packed
+            // panels are still in L1 when the microkernels read them.
             const bool b_per_panel = b_packed == nullptr && plan.pack_b && i1 - i0 <= bs.mc;
             if (b_per_panel) {
                 // packed in loop 3
@@ -394,10 +397,12 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
                 g.m = mc;
                 g.c = p.c + ic * p.rs_c + jc * p.cs_c;
                 if (b_per_panel) {
-                    for (index_t jp = 0; jp < nc; jp += NR) {
-                        const index_t cols = imin(NR, nc - jp);
+                    const index_t step = kern.b_panels * NR;
+                    for (index_t jp = 0; jp < nc; jp += step) {
+                        const index_t cols = imin(step, nc - jp);
                         kern.pack_b(kc, cols, b_blk + jp * p.cs_b, p.rs_b, p.cs_b, pack_b);
-                        g.b = g.b_edge = pack_b;
+                        g.b = pack_b;
+                        g.b_edge = pack_b + cols / NR * NR * kc;
                         g.b_rs = NR;
                         g.b_ps = NR * kc;
                         g.n = cols;

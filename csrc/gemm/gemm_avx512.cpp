@@ -6,18 +6,16 @@
 //
 // Compiled with -mavx2 -mfma -mavx512f -mavx512vl (this file only).
 //
-// The microkernels keep the AVX2 tiles (6 x 16 float, 6 x 8 double) and the
-// AVX2 arithmetic per element, but hold a row of the tile in one zmm
-// register: 6 accumulators, one B load and 6 broadcasts per k step, half the
-// instructions for the same multiply-adds. Zen 4 executes a 512-bit FMA as
-// two 256-bit halves, so alone on a core both reach the same rate (C's GEMMs:
-// 99-107 GFLOP/s either way). In some phases of this VM (its core shared,
-// presumably) they differ: in 5 of 12 committed benchmark runs the 256-bit
-// libraries (the AVX2 kernels, PyTorch's MKL) lost up to 20% on C against the
-// 512-bit ones (OpenBLAS, XLA). C's training step, switching the path in one
-// process every window (benchmarks/bench_isa_paths.py): 1.02-1.16x on this
-// path at two threads (four runs), 1.02-1.07x on one core. CPUs with two
-// 512-bit FMA units can gain more.
+// The microkernels keep the AVX2 tiles (6 x 16 float, 6 x 8 double), their
+// packed micro-panels and their arithmetic per element, but hold a row of
+// the tile in one zmm register. ukr computes one tile (6 accumulators);
+// ukr2, which the macro-kernel takes wherever two full micro-panels of B are
+// left, two side by side (12 accumulators: see its comment for why and by
+// how much). Zen 4 executes a 512-bit FMA as two 256-bit halves: there ukr
+// alone matched the AVX2 kernel on a quiet core (C's GEMMs: 99-107 GFLOP/s
+// either way) and won 2-16% on C's training step in phases where the VM's
+// core was shared (benchmarks/bench_isa_paths.py switches the path in one
+// process every window).
 //
 // The row kernel stays on 256-bit vectors but keeps 16 accumulators in
 // AVX-512VL's 32 registers, so a strip covers 128 floats and a 784 x 128
@@ -113,6 +111,73 @@ void ukr(index_t k, const typename Z::T* a, index_t o1, index_t o2, index_t o3, 
     }
 }
 
+// Two adjacent tiles, C[0:6, 0:2W] = alpha * sum_p A(:, p) [B0(p, :) B1(p, :)]
+// + beta * C, with B0 and B1 the micro-panels at b and b + b_ps: 12
+// accumulators, two B loads and 6 broadcasts per k step. Each element gets
+// ukr's arithmetic (the same FMAs in the same order, the same write-back),
+// so a column of C does not depend on which kernel computed it.
+//
+// Why: with two 512-bit FMA pipes of 4 cycles' latency (Zen 5; Intel since
+// Skylake-SP) a core needs at least 8 independent accumulators in flight, and
+// ukr's 6 leave a quarter of it idle. Zen 5, one core, the kernels alone over
+// a 144 x 768 block of C, kc = 512 (three runs): ukr 190-197 GFLOP/s, this
+// one 260-270 (a 12 x 16 tile over two A micro-panels: 216-239). Whole
+// GEMMs, old build against new in alternating processes (4 rounds, one
+// thread): 512 x 1024 x 784 181 -> 233 GFLOP/s, 1024 x 4096 x 4096 177 -> 221.
+template <class Z>
+void ukr2(index_t k, const typename Z::T* a, index_t o1, index_t o2, index_t o3, index_t o4, index_t o5,
+          index_t a_cs, const typename Z::T* b, index_t b_rs, index_t b_ps, typename Z::T* c, index_t c_rs,
+          typename Z::T alpha, typename Z::T beta) {
+    using V = typename Z::V;
+    constexpr index_t W = Z::W;
+    V c00 = Z::zero(), c10 = Z::zero(), c20 = Z::zero(), c30 = Z::zero(), c40 = Z::zero(), c50 = Z::zero();
+    V c01 = Z::zero(), c11 = Z::zero(), c21 = Z::zero(), c31 = Z::zero(), c41 = Z::zero(), c51 = Z::zero();
+    for (index_t i = 0; i < 6; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * c_rs + W), _MM_HINT_T0);
+    }
+    const typename Z::T* b1 = b + b_ps;
+#pragma GCC unroll 4
+    for (index_t p = 0; p < k; ++p) {
+        const V b0 = Z::load(b), bb1 = Z::load(b1);
+        V ai = Z::set1(a[0]);
+        c00 = Z::fmadd(ai, b0, c00);
+        c01 = Z::fmadd(ai, bb1, c01);
+        ai = Z::set1(a[o1]);
+        c10 = Z::fmadd(ai, b0, c10);
+        c11 = Z::fmadd(ai, bb1, c11);
+        ai = Z::set1(a[o2]);
+        c20 = Z::fmadd(ai, b0, c20);
+        c21 = Z::fmadd(ai, bb1, c21);
+        ai = Z::set1(a[o3]);
+        c30 = Z::fmadd(ai, b0, c30);
+        c31 = Z::fmadd(ai, bb1, c31);
+        ai = Z::set1(a[o4]);
+        c40 = Z::fmadd(ai, b0, c40);
+        c41 = Z::fmadd(ai, bb1, c41);
+        ai = Z::set1(a[o5]);
+        c50 = Z::fmadd(ai, b0, c50);
+        c51 = Z::fmadd(ai, bb1, c51);
+        a += a_cs;
+        b += b_rs;
+        b1 += b_rs;
+    }
+    const V va = Z::set1(alpha), vb = Z::set1(beta);
+    const int bm = beta_mode(beta);
+    const V acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+            typename Z::T* r = c + i * c_rs + h * W;
+            const V out = bm == kBeta0   ? Z::mul(va, acc[i][h])
+                          : bm == kBeta1 ? Z::fmadd(va, acc[i][h], Z::load(r))
+                                         : Z::fmadd(va, acc[i][h], Z::mul(vb, Z::load(r)));
+            Z::store(r, out);
+        }
+    }
+}
+
 // ---- Narrow C, A stored transposed: dW of a layer with few outputs
 //
 // dW = X^T G of a 10-class output layer is m x 10 with A = X^T, whose columns
@@ -193,8 +258,12 @@ void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double*
     row_kernel::row_impl<row_kernel::RowF64, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 
-void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) { Macro<float, kMrF, kNrF, ukr<ZmmF32>>::run(g); }
-void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) { Macro<double, kMrD, kNrD, ukr<ZmmF64>>::run(g); }
+void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) {
+    Macro<float, kMrF, kNrF, ukr<ZmmF32>, ukr2<ZmmF32>>::run(g);
+}
+void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) {
+    Macro<double, kMrD, kNrD, ukr<ZmmF64>, ukr2<ZmmF64>>::run(g);
+}
 
 }  // namespace avx512
 }  // namespace pb

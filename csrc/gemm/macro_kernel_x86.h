@@ -2,7 +2,9 @@
 // microkernel, with the edge tiles, written once and compiled by each x86
 // kernel file with its own flags and its own microkernel:
 //   gemm_avx2.cpp    ukr: 6 x 16 float / 6 x 8 double in 12 ymm accumulators
-//   gemm_avx512.cpp  ukr: the same tiles in 6 zmm accumulators (one per row)
+//   gemm_avx512.cpp  ukr: the same tiles in 6 zmm accumulators (one per row),
+//                    and ukr2: two adjacent tiles (6 x 32 float / 6 x 16
+//                    double) in 12 zmm accumulators, over two B micro-panels
 // Short row tiles (1-5 rows, full width) and the write-back are shared, 256-bit
 // code. Every element of C gets the same operations in both: fused
 // multiply-adds over k in order from zero, then the alpha/beta write-back of
@@ -129,14 +131,42 @@ void ukr_short_rows(index_t mr, index_t k, const typename X::T* a, const index_t
 template <typename T>
 using Ukr = void (*)(index_t, const T*, index_t, index_t, index_t, index_t, index_t, index_t, const T*, index_t,
                      T*, index_t, T, T);
+// Two adjacent full tiles, C[0:6, 0:2 nr], from the B micro-panels at b and
+// b + b_ps: the arguments of Ukr and, after b_rs, b_ps.
+template <typename T>
+using Ukr2 = void (*)(index_t, const T*, index_t, index_t, index_t, index_t, index_t, index_t, const T*, index_t,
+                      index_t, T*, index_t, T, T);
 
-template <typename T, int MR, int NR, Ukr<T> ukr>
+// `ukr2` (or null): where two full micro-panels of B are left, loop 2 takes
+// them together, and each micro-panel of A is read once for both.
+template <typename T, int MR, int NR, Ukr<T> ukr, Ukr2<T> ukr2 = nullptr>
 struct Macro {
     static_assert(MR == 6, "the microkernels take the offsets of 6 rows of A");
     static void run(const MacroArgs<T>& g) {
         // Row offsets of a full A panel; the last panel's are clamped to its rows.
         const index_t o_full[MR] = {0, g.a_rs, 2 * g.a_rs, 3 * g.a_rs, 4 * g.a_rs, 5 * g.a_rs};
-        for (index_t jr = 0; jr < g.n; jr += NR) {  // loop 2: micro-panels of B (L1)
+        index_t jr = 0;
+        if (ukr2 != nullptr && g.c_cs == 1) {
+            for (; jr + 2 * NR <= g.n; jr += 2 * NR) {  // loop 2, two micro-panels of B at a time (L1, L2)
+                const T* bp = g.b + (jr / NR) * g.b_ps;
+                for (index_t ir = 0; ir < g.m; ir += MR) {  // loop 1: micro-panels of A (L2)
+                    const index_t mr = imin(MR, g.m - ir);
+                    const T* ap = g.a + (ir / MR) * g.a_ps;
+                    T* cp = g.c + ir * g.c_rs + jr;
+                    if (mr == MR) {
+                        ukr2(g.k, ap, o_full[1], o_full[2], o_full[3], o_full[4], o_full[5], g.a_cs, bp, g.b_rs,
+                             g.b_ps, cp, g.c_rs, g.alpha, g.beta);
+                    } else {
+                        index_t o[MR];
+                        for (int i = 0; i < MR; ++i) o[i] = o_full[imin(i, mr - 1)];
+                        for (int h = 0; h < 2; ++h)
+                            ukr_short_rows<typename VecOf<T>::type>(mr, g.k, ap, o, g.a_cs, bp + h * g.b_ps, g.b_rs,
+                                                                    cp + h * NR, g.c_rs, g.alpha, g.beta);
+                    }
+                }
+            }
+        }
+        for (; jr < g.n; jr += NR) {  // loop 2: micro-panels of B (L1)
             const index_t nr = imin(NR, g.n - jr);
             const T* bp = nr == NR ? g.b + (jr / NR) * g.b_ps : g.b_edge;
             const index_t b_rs = nr == NR ? g.b_rs : NR;
