@@ -60,7 +60,9 @@ class BuildCore(build_ext):
         def compile_one(job):
             src, obj, flags = job
             obj.parent.mkdir(parents=True, exist_ok=True)
-            self.compiler.spawn(
+            # (setuptools >= 80 renamed Compiler.spawn to call and warns on the old name)
+            run = getattr(self.compiler, "call", None) or self.compiler.spawn
+            run(
                 self.compiler.compiler_so
                 + [f"-I{CSRC}", "-fPIC", "-DNDEBUG"]
                 + flags
