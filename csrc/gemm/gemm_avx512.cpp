@@ -76,6 +76,26 @@ struct ZmmF64 {
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
 };
 
+// The short row tiles (1-5 rows) of a pair of micro-panels (ukr2), one zmm a
+// micro-panel row: macro_kernel::ukr_rows with these vectors, the write-back
+// of macro_kernel::wb_f32/wb_f64 (so the same bits as the AVX2 short rows).
+struct ZmmRowsF32 : ZmmF32 {
+    static V broadcast(const T* p) { return _mm512_set1_ps(*p); }
+    static V wb(T* cp, V acc, V va, V vb, int bm) {
+        if (bm == kBeta0) return _mm512_mul_ps(va, acc);
+        if (bm == kBeta1) return _mm512_fmadd_ps(va, acc, _mm512_loadu_ps(cp));
+        return _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));
+    }
+};
+struct ZmmRowsF64 : ZmmF64 {
+    static V broadcast(const T* p) { return _mm512_set1_pd(*p); }
+    static V wb(T* cp, V acc, V va, V vb, int bm) {
+        if (bm == kBeta0) return _mm512_mul_pd(va, acc);
+        if (bm == kBeta1) return _mm512_fmadd_pd(va, acc, _mm512_loadu_pd(cp));
+        return _mm512_fmadd_pd(va, acc, _mm512_mul_pd(vb, _mm512_loadu_pd(cp)));
+    }
+};
+
 // C[0:6, 0:W] = alpha * sum_p A(:, p) B(p, :) + beta * C, a row of C per
 // register: the contract of gemm_avx2.cpp's ukr_f32/ukr_f64, and their
 // arithmetic (macro_kernel::wb_f32/wb_f64's write-back).
@@ -259,10 +279,10 @@ void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double*
 }
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) {
-    Macro<float, kMrF, kNrF, ukr<ZmmF32>, ukr2<ZmmF32>>::run(g);
+    Macro<float, kMrF, kNrF, ukr<ZmmF32>, ukr2<ZmmF32>, ZmmRowsF32>::run(g);
 }
 void gemm_macro_f64(const gemm_detail::MacroArgs<double>& g) {
-    Macro<double, kMrD, kNrD, ukr<ZmmF64>, ukr2<ZmmF64>>::run(g);
+    Macro<double, kMrD, kNrD, ukr<ZmmF64>, ukr2<ZmmF64>, ZmmRowsF64>::run(g);
 }
 
 }  // namespace avx512

@@ -5,8 +5,9 @@
 //   gemm_avx512.cpp  ukr: the same tiles in 6 zmm accumulators (one per row),
 //                    and ukr2: two adjacent tiles (6 x 32 float / 6 x 16
 //                    double) in 12 zmm accumulators, over two B micro-panels
-// Short row tiles (1-5 rows, full width) and the write-back are shared, 256-bit
-// code. Every element of C gets the same operations in both: fused
+// Short row tiles (1-5 rows, full width) and the write-back are shared code,
+// 256-bit (a pair's short rows: the avx512 file's zmm vectors, the same
+// operations). Every element of C gets the same operations in both: fused
 // multiply-adds over k in order from zero, then the alpha/beta write-back of
 // wb_f32/wb_f64 below, so the two ISAs agree bit for bit (tested).
 //
@@ -17,6 +18,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "common/types.h"
 #include "gemm/gemm_kernels.h"
@@ -82,7 +84,7 @@ template <> struct VecOf<double> { using type = VecF64; };
 // write-back), so results do not depend on which tile computed a row.
 template <class X, int R>
 void ukr_rows(index_t k, const typename X::T* a, const index_t* o, index_t a_cs, const typename X::T* b,
-              index_t b_rs, typename X::T* c, index_t c_rs, typename X::T alpha, typename X::T beta) {
+              index_t b_rs, index_t b2, typename X::T* c, index_t c_rs, typename X::T alpha, typename X::T beta) {
     using V = typename X::V;
     constexpr index_t W = X::W;
     index_t off[R];
@@ -93,7 +95,7 @@ void ukr_rows(index_t k, const typename X::T* a, const index_t* o, index_t a_cs,
         acc[r][0] = acc[r][1] = X::zero();
     }
     for (index_t p = 0; p < k; ++p) {
-        const V b0 = X::load(b), b1 = X::load(b + W);
+        const V b0 = X::load(b), b1 = X::load(b + b2);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
             const V ai = X::broadcast(a + off[r]);
@@ -116,14 +118,14 @@ void ukr_rows(index_t k, const typename X::T* a, const index_t* o, index_t a_cs,
 
 template <class X>
 void ukr_short_rows(index_t mr, index_t k, const typename X::T* a, const index_t* o, index_t a_cs,
-                    const typename X::T* b, index_t b_rs, typename X::T* c, index_t c_rs, typename X::T alpha,
-                    typename X::T beta) {
+                    const typename X::T* b, index_t b_rs, index_t b2, typename X::T* c, index_t c_rs,
+                    typename X::T alpha, typename X::T beta) {
     switch (mr) {
-        case 1: return ukr_rows<X, 1>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        case 2: return ukr_rows<X, 2>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        case 3: return ukr_rows<X, 3>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        case 4: return ukr_rows<X, 4>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
-        default: return ukr_rows<X, 5>(k, a, o, a_cs, b, b_rs, c, c_rs, alpha, beta);
+        case 1: return ukr_rows<X, 1>(k, a, o, a_cs, b, b_rs, b2, c, c_rs, alpha, beta);
+        case 2: return ukr_rows<X, 2>(k, a, o, a_cs, b, b_rs, b2, c, c_rs, alpha, beta);
+        case 3: return ukr_rows<X, 3>(k, a, o, a_cs, b, b_rs, b2, c, c_rs, alpha, beta);
+        case 4: return ukr_rows<X, 4>(k, a, o, a_cs, b, b_rs, b2, c, c_rs, alpha, beta);
+        default: return ukr_rows<X, 5>(k, a, o, a_cs, b, b_rs, b2, c, c_rs, alpha, beta);
     }
 }
 // ------------------------------------------------------- macro-kernel (loops 2, 1)
@@ -138,16 +140,21 @@ using Ukr2 = void (*)(index_t, const T*, index_t, index_t, index_t, index_t, ind
                       index_t, T*, index_t, T, T);
 
 // `ukr2` (or null): where two full micro-panels of B are left, loop 2 takes
-// them together, and each micro-panel of A is read once for both.
-template <typename T, int MR, int NR, Ukr<T> ukr, Ukr2<T> ukr2 = nullptr>
+// them together, and each micro-panel of A is read once for both; their
+// short row tiles then take ukr_rows with the vectors `PairRows` (one vector
+// a micro-panel row: the avx512 file's zmm traits).
+template <typename T, int MR, int NR, Ukr<T> ukr, Ukr2<T> ukr2 = nullptr, class PairRows = void>
 struct Macro {
     static_assert(MR == 6, "the microkernels take the offsets of 6 rows of A");
     static void run(const MacroArgs<T>& g) {
         // Row offsets of a full A panel; the last panel's are clamped to its rows.
         const index_t o_full[MR] = {0, g.a_rs, 2 * g.a_rs, 3 * g.a_rs, 4 * g.a_rs, 5 * g.a_rs};
         index_t jr = 0;
-        if (ukr2 != nullptr && g.c_cs == 1) {
-            for (; jr + 2 * NR <= g.n; jr += 2 * NR) {  // loop 2, two micro-panels of B at a time (L1, L2)
+        if constexpr (!std::is_void<PairRows>::value) {
+            static_assert(ukr2 != nullptr, "PairRows comes with ukr2");
+            static_assert(PairRows::W == NR, "a pair's short rows hold a micro-panel row per vector");
+            // loop 2, two micro-panels of B at a time (L1, L2)
+            for (; g.c_cs == 1 && jr + 2 * NR <= g.n; jr += 2 * NR) {
                 const T* bp = g.b + (jr / NR) * g.b_ps;
                 for (index_t ir = 0; ir < g.m; ir += MR) {  // loop 1: micro-panels of A (L2)
                     const index_t mr = imin(MR, g.m - ir);
@@ -159,9 +166,8 @@ struct Macro {
                     } else {
                         index_t o[MR];
                         for (int i = 0; i < MR; ++i) o[i] = o_full[imin(i, mr - 1)];
-                        for (int h = 0; h < 2; ++h)
-                            ukr_short_rows<typename VecOf<T>::type>(mr, g.k, ap, o, g.a_cs, bp + h * g.b_ps, g.b_rs,
-                                                                    cp + h * NR, g.c_rs, g.alpha, g.beta);
+                        ukr_short_rows<PairRows>(mr, g.k, ap, o, g.a_cs, bp, g.b_rs, g.b_ps, cp, g.c_rs, g.alpha,
+                                                 g.beta);
                     }
                 }
             }
@@ -179,8 +185,8 @@ struct Macro {
                 if (mr == MR && nr == NR && g.c_cs == 1) {
                     ukr(g.k, ap, o[1], o[2], o[3], o[4], o[5], g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha, g.beta);
                 } else if (nr == NR && g.c_cs == 1) {
-                    ukr_short_rows<typename VecOf<T>::type>(mr, g.k, ap, o, g.a_cs, bp, b_rs, cp, g.c_rs, g.alpha,
-                                                            g.beta);
+                    ukr_short_rows<typename VecOf<T>::type>(mr, g.k, ap, o, g.a_cs, bp, b_rs, VecOf<T>::type::W, cp,
+                                                            g.c_rs, g.alpha, g.beta);
                 } else {
                     edge_tile(g, ap, o, bp, b_rs, cp, mr, nr);
                 }
