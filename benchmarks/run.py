@@ -175,7 +175,8 @@ def worker_main(backend, threads):
             out = {"ns": ns, "steps": done, "capped": done < n}
             if backend in PYBACKPROP and threads >= 2 and ok:
                 # The one-way handoff between this process's two threads just after the window:
-                # ~30 ns while the VM's two vCPUs share a die, 140-200 ns while they do not.
+                # ~30 ns while the VM's two vCPUs share a die, 140-200 ns while they do not (a
+                # far window explains a slow one).
                 from pybackprop import _core
                 out["handoff_ns"] = _core._handoff_ns(10.0)
             return out
@@ -619,7 +620,7 @@ def machine_lines(meta):
            f"(max {load['others_cores_max']:.2f} of {m.get('cpu_count')})",
            *([f"- Core distance: after {h['near'] + h['far']} of pybackprop's 2-thread windows its thread pool "
               f"measured the handoff between its two threads: {h['near']} near (≤ 80 ns, the vCPUs on one die), "
-              f"{h['far']} far (median {h['median']:.0f} ns, max {h['max']:.0f})"]
+              f"{h['far']} far (> 80 ns); median over all {h['median']:.0f} ns, max {h['max']:.0f}"]
              if (h := meta.get("handoff_ns")) and h["near"] + h["far"] else []),
            f"- Threads: every framework at {', '.join(str(t) for t in meta['args']['threads'])} thread(s), "
            f"each (framework, threads) its own process{', pinned with taskset' if meta['args']['pin'] else ''}; "

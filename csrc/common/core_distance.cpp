@@ -1,5 +1,5 @@
-// The handoff probe behind threads_far_apart(): a two-task parallel_for in
-// which the caller and the worker bounce one cache line, timed by the caller.
+// The handoff probe: a two-task parallel_for in which the caller and the
+// worker bounce one cache line, timed by the caller.
 #include "common/core_distance.h"
 
 #include <algorithm>
@@ -14,14 +14,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::int64_t kProbeIntervalNs = 50'000'000;  // re-measure after 50 ms
-constexpr int kBatches = 4, kTripsPerBatch = 8;       // min over batches of 8 round trips
-constexpr std::int64_t kTripTimeoutNs = 20'000;        // a round trip this long: a thread was descheduled
-
-std::atomic<int> g_override{-1};
-std::atomic<double> g_handoff_ns{0.0};
-std::atomic<std::int64_t> g_last_probe{-kProbeIntervalNs};
-std::atomic<bool> g_probing{false};
+constexpr int kBatches = 4, kTripsPerBatch = 8;  // min over batches of 8 round trips
+constexpr std::int64_t kTripTimeoutNs = 20'000;   // a round trip this long: a thread was descheduled
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
@@ -86,35 +80,11 @@ double measure(std::int64_t worker_start_timeout_ns) {
     return best;
 }
 
-void record(double ns) {
-    if (ns >= 0.0) g_handoff_ns.store(ns, std::memory_order_relaxed);  // (else the last answer stands)
-}
-
 }  // namespace
-
-bool threads_far_apart() {
-    const int mode = g_override.load(std::memory_order_relaxed);
-    if (mode >= 0) return mode == 1;
-    if (get_num_threads() < 2) return false;
-    const std::int64_t t = now_ns();
-    if (t - g_last_probe.load(std::memory_order_relaxed) >= kProbeIntervalNs &&
-        !g_probing.exchange(true, std::memory_order_acquire)) {
-        g_last_probe.store(t, std::memory_order_relaxed);
-        record(measure(200'000));  // (a worker not there within 0.2 ms: asleep, or its core busy)
-        g_probing.store(false, std::memory_order_release);
-    }
-    return g_handoff_ns.load(std::memory_order_relaxed) > kFarHandoffNs;
-}
 
 double measure_handoff_ns(long long worker_start_timeout_ns) {
     if (get_num_threads() < 2) return -1.0;
-    const double ns = measure(worker_start_timeout_ns);
-    record(ns);
-    return ns;
+    return measure(worker_start_timeout_ns);
 }
-
-double last_handoff_ns() { return g_handoff_ns.load(std::memory_order_relaxed); }
-
-void set_core_distance_override(int mode) { g_override.store(mode < 0 ? -1 : (mode > 0 ? 1 : 0)); }
 
 }  // namespace pb

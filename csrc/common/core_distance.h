@@ -1,36 +1,23 @@
-// Are the pool's threads on cores that share a cache? Measured, not assumed.
+// How far apart are the pool's threads? Measured, not assumed: a diagnostic.
 //
-// On this project's VM the two vCPUs sit at times on cores of one CPU die
-// (a cache line crosses between them in about 25-35 ns) and at times on two
-// dies (140-200 ns), for seconds to minutes at a stretch. A kernel that
-// shares data between its threads can then pick the layout that suits the
-// distance (gemm.cpp's row split). The answer only chooses between layouts
-// that compute the same bits.
+// On this project's first build machine (a Zen 4 VM) the two vCPUs sat at
+// times on cores of one CPU die (a cache line crossed between them in about
+// 25-35 ns) and at times on two dies (140-200 ns), for seconds to minutes at
+// a stretch, and the GEMM's row split chose its layout by it. On the Zen 5 VM
+// that followed, packing B per thread won at both distances (gemm.cpp's
+// own_b_fits), so no kernel asks any more; the benchmark records the handoff
+// after each of pybackprop's two-thread windows (benchmarks/run.py), so that
+// a slow window can be told apart from a far one.
 #pragma once
 
 namespace pb {
 
-// One-way handoff above which two cores count as far apart: between the two
-// clusters the VM shows (26-35 ns near, 140-200 ns far).
-constexpr double kFarHandoffNs = 80.0;
-
-// True if the last measurement of the pool's caller-to-worker handoff was
-// slower than kFarHandoffNs. Measures again (a few microseconds: 32 round
-// trips through a cache line) when the last one is older than 50 ms; false on
-// one thread. When the pool is busy, or the worker did not start within
-// 0.2 ms, or a round trip took over 20 us (a thread descheduled: the other
-// core is busy), there is no new measurement and the last answer stands.
-bool threads_far_apart();
-
-// The one-way handoff time of the last measurement in ns (0 before the first).
-double last_handoff_ns();
-
-// Measures the handoff now (and records it as threads_far_apart's last
-// measurement): the one-way time in ns, or -1 if the pool has one thread, is
-// busy, or its worker did not start within `worker_start_timeout_ns`.
+// Measures the pool's caller-to-worker handoff now: the caller and the worker
+// bounce one cache line (four batches of 8 round trips, a few microseconds)
+// and the fastest batch's one-way time in ns is returned. -1 if the pool has
+// one thread, is busy (or this is called from inside a task), its worker did
+// not start within `worker_start_timeout_ns`, or a round trip took over 20 us
+// (a thread was descheduled: the other core is busy).
 double measure_handoff_ns(long long worker_start_timeout_ns);
-
-// For tests: -1 measures (the default), 0 answers near, 1 answers far.
-void set_core_distance_override(int mode);
 
 }  // namespace pb

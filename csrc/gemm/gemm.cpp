@@ -31,7 +31,6 @@
 #include <string>
 
 #include "common/dispatch.h"
-#include "common/core_distance.h"
 #include "common/thread_pool.h"
 #include "gemm/gemm_kernels.h"
 
@@ -424,7 +423,8 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
 // later claims of the same call. The shared path (pack_shared_b_block) has
 // each thread pack part of the block and read the rest from the other core.
 // (A tile hook must not call gemm: it would overwrite this thread's packed B.)
-// Claims stay dynamic (a slow core does fewer). Used:
+// Claims stay dynamic (a slow core does fewer). Used for every row split with
+// packed B blocks of at most 2 MiB (own_b_fits), first:
 // - for a B of one block small enough that one thread packs it alone: the
 //   shared path would pack on the calling thread while the other waits, and
 //   have the other core read the packed B from the packer's L2. Zen 4, two
@@ -433,9 +433,8 @@ void run_block(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, in
 //     256 x 128 x 128 (B's dW of layer 1)  0.77 [0.71-1.01], 1.02 [0.65-1.10]
 //     native training steps: B 0.998 and 0.986, A 0.989 and 0.986 (ranges
 //     +-5%); per phase, B's dW of layer 0 (Adam fused) 292 -> 286 us.
-// - for every row split with packed B while the two threads' cores are far
-//   apart (core_distance.h): a packed block then costs more to read from the
-//   other die than to pack again (see the measurements at its call).
+// - then for all of them: a packed block costs less to pack again than to
+//   read half of it from the other core (see own_b_fits).
 template <typename T>
 void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, double work, index_t grain,
                 index_t jc, index_t nc, index_t pc, index_t kc) {
@@ -454,17 +453,19 @@ void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, d
     });
 }
 
-// Whether a row split packs B per thread (rows_own_b) rather than shared
-// while the threads' cores are far apart: for B blocks of at most 2 MiB, the
-// size of one L2 on Zen 4 and the largest block of workload C (784-1024-1024-10,
-// batch 512), where it was measured. Native training steps of C alternated
-// with the shared path, each pair tagged by the measured handoff, two runs:
-// far (> 140 ns) 29.1 -> 27.5 ms (0.942, 19 pairs) and 29.3 -> 27.5 ms
-// (0.938, 28 pairs, every pair faster); near (25-35 ns) 1.000 (58 pairs) and
-// 0.997 (81). Packing the whole block on each thread is not free: taken
-// always, it cost 2.6% in the near state. Larger blocks (E's 4096-wide
-// layers: 6 MiB) keep the shared path: not measured.
-inline bool own_b_when_far(const Plan& plan, index_t nc, std::size_t elem) {
+// Whether a row split packs B per thread (rows_own_b) rather than shared: for
+// B blocks of at most 2 MiB, the largest block of workload C
+// (784-1024-1024-10, batch 512), where it was measured. Zen 5 (the avx512
+// path, two threads, the cores close: a 29 ns handoff), switching the layout
+// in one process every window, 10 alternations a shape: C's GEMMs
+// 1.02-1.11x (512 x 1024 x 784 1.063; its dX, 512 x 1024 x 1024 with B
+// transposed, 1.109; its dW, 1024 x 1024 x 512, 1.016), C's compiled step
+// 1.024 [0.990-1.053] and 1.032 [0.983-1.057] (12 and 24 alternations).
+// On the Zen 4 VM before it, with one-tile microkernels, it was taken only
+// while the cores were far apart (a handoff over 80 ns: C's step 0.94x
+// there), as it cost 2.6% near. Larger blocks (E's 4096-wide layers: 6 MiB)
+// keep the shared path: E's step 1.004 [0.912-1.054] with them per thread.
+inline bool own_b_fits(const Plan& plan, index_t nc, std::size_t elem) {
     return static_cast<double>(plan.kc) * static_cast<double>(nc) * static_cast<double>(elem) <= 2.0 * 1024 * 1024;
 }
 
@@ -583,11 +584,11 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // must not be packed again by the next claim:
     // - a column split packs B per column (or reads it in place) and reads A
     //   in place;
-    // - a row split with packed B packs each B block once, shared, then the
-    //   threads claim rows, each packing its own rows of A. Large GEMMs whose
-    //   A is packed take this path even when n >= m (A is then packed once in
-    //   all, not once per thread). A B of one block too small for two
-    //   threads to pack is packed by each thread once instead (rows_own_b).
+    // - a row split with packed B packs each B block once per thread (blocks
+    //   of at most 2 MiB: rows_own_b) or once, shared (pack_shared_b_block),
+    //   then the threads claim rows, each packing its own rows of A. Large
+    //   GEMMs whose A is packed take this path even when n >= m (A is then
+    //   packed once in all, not once per thread).
     const bool threaded = get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread;
     // A short C (at most 256 rows) over exactly two k-blocks: one k-block a
     // thread (k_block_split). Only for C = A B, where the sum of the two
@@ -601,11 +602,7 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // Claims of at least 12 micro-panels of rows (72 float rows) keep each B
     // micro-panel reused a dozen times from L1 before the next.
     constexpr index_t kRowGrain = 12;
-    const bool one_b_block = p.k == plan.kc && p.n <= kern.bs.nc;
-    if (rows_shared_b && !plan.pack_a && one_b_block &&
-        32.0 * static_cast<double>(p.k) * static_cast<double>(p.n) < 2.0 * kMinWorkPerThread) {
-        rows_own_b(p, plan, kern, work, kRowGrain, 0, p.n, 0, p.k);
-    } else if (rows_shared_b && own_b_when_far(plan, imin(kern.bs.nc, p.n), sizeof(T)) && threads_far_apart()) {
+    if (rows_shared_b && own_b_fits(plan, imin(kern.bs.nc, p.n), sizeof(T))) {
         for (index_t jc = 0; jc < p.n; jc += kern.bs.nc)
             for (index_t pc = 0; pc < p.k; pc += plan.kc)
                 rows_own_b(p, plan, kern, work, kRowGrain, jc, imin(kern.bs.nc, p.n - jc), pc,

@@ -62,11 +62,8 @@ void register_all(py::module_ m) {
             return pb::measure_handoff_ns(static_cast<long long>(timeout_ms * 1e6));
         },
         py::arg("timeout_ms") = 10.0,
-        "The pool's one-way caller-to-worker handoff in ns, measured now; -1 on one thread, with the pool busy, "
-        "or if the worker did not start within timeout_ms. Above 80 ns the GEMM's row split packs B per thread.");
-    m.def(
-        "_set_core_distance", [](int mode) { pb::set_core_distance_override(mode); }, py::arg("mode"),
-        "For tests: -1 measures the core distance (the default), 0 takes the cores as near, 1 as far apart.");
+        "The pool's one-way caller-to-worker handoff in ns, measured now (a diagnostic the benchmark records); "
+        "-1 on one thread, with the pool busy, or if the worker did not start within timeout_ms.");
     m.def("backend_info", [] {
         py::dict d;
         d["isa"] = pb::isa_name(pb::active_isa());
