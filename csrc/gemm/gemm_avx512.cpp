@@ -17,10 +17,14 @@
 // core was shared (benchmarks/bench_isa_paths.py switches the path in one
 // process every window).
 //
-// The row kernel stays on 256-bit vectors but keeps 16 accumulators in
-// AVX-512VL's 32 registers, so a strip covers 128 floats and a 784 x 128
-// layer is one pass over B (Zen 4, one core, the kernel alone: 4.4 -> 3.5 us;
-// 512-bit vectors measured 3.6).
+// The row kernel keeps up to 16 zmm accumulators, so a strip covers 256
+// floats. On Zen 4 it ran on 256-bit vectors in AVX-512VL's 32 registers
+// (the kernel alone, 784 x 128, one core: 4.4 -> 3.5 us against AVX2's 8
+// accumulators; 512-bit vectors measured 3.6 there); Zen 5 executes a 512-bit
+// FMA in one pass: there the compiled batch-1 forward of 784-128-10 (the
+// benchmark's F), old build against new in alternating processes, 3 rounds,
+// took 2.63-2.69 -> 1.95-2.00 us on one thread and 1.70-1.76 -> 1.49-1.56 on
+// two.
 // The same ODR rule as gemm_avx2.cpp: nothing shared with other ISAs' files.
 #include <immintrin.h>
 
@@ -74,6 +78,46 @@ struct ZmmF64 {
     static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
     static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+};
+
+// The row kernel's vectors (row_kernel_x86.h's RowF32/RowF64 in zmm registers;
+// the partial vector under a lane mask).
+struct RowZ32 {
+    using T = float;
+    using V = __m512;
+    using Mask = __mmask16;
+    static constexpr index_t W = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V set1(T x) { return _mm512_set1_ps(x); }
+    static V load(const T* p) { return _mm512_loadu_ps(p); }
+    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+    static V maskload(const T* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+    static void maskstore(T* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    // (maskz: GCC 12 warns that _mm512_max_ps's undefined pass-through may be used)
+    static V max(V a, V b) { return _mm512_maskz_max_ps(all(), a, b); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static Mask all() { return static_cast<Mask>(0xffffu); }
+    static Mask tail(index_t r) { return static_cast<Mask>((1u << r) - 1u); }  // the first r lanes
+};
+struct RowZ64 {
+    using T = double;
+    using V = __m512d;
+    using Mask = __mmask8;
+    static constexpr index_t W = 8;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V set1(T x) { return _mm512_set1_pd(x); }
+    static V load(const T* p) { return _mm512_loadu_pd(p); }
+    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+    static V maskload(const T* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+    static void maskstore(T* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+    static V add(V a, V b) { return _mm512_add_pd(a, b); }
+    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+    static V max(V a, V b) { return _mm512_maskz_max_pd(all(), a, b); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+    static Mask all() { return static_cast<Mask>(0xffu); }
+    static Mask tail(index_t r) { return static_cast<Mask>((1u << r) - 1u); }
 };
 
 // The short row tiles (1-5 rows) of a pair of micro-panels (ukr2), one zmm a
@@ -275,11 +319,11 @@ void gemm_narrow_tn_f64(index_t m, index_t n, index_t k, double alpha, const dou
 
 void gemm_row_f32(index_t j0, index_t j1, index_t k, float alpha, const float* a, index_t inc_a, const float* b,
                   index_t rs_b, float beta, float* c, RowEpilogue<float> epi) {
-    row_kernel::row_impl<row_kernel::RowF32, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
+    row_kernel::row_impl<RowZ32, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 void gemm_row_f64(index_t j0, index_t j1, index_t k, double alpha, const double* a, index_t inc_a,
                   const double* b, index_t rs_b, double beta, double* c, RowEpilogue<double> epi) {
-    row_kernel::row_impl<row_kernel::RowF64, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
+    row_kernel::row_impl<RowZ64, 16>(j0, j1, k, alpha, a, inc_a, b, rs_b, beta, c, epi);
 }
 
 void gemm_macro_f32(const gemm_detail::MacroArgs<float>& g) {

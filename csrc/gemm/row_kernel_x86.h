@@ -1,11 +1,11 @@
 // The batch-1 row kernel (m == 1: c = alpha a B + beta c, B with unit column
-// stride), written once for 256-bit vectors and compiled by each x86 kernel
-// file with its own flags and register budget:
+// stride), written once over a vector type R and compiled by each x86 kernel
+// file with its own flags, vectors and register budget:
 //   gemm_avx2.cpp    16 ymm registers: strips of up to 8 accumulators
 //                    (64 floats / 32 doubles of C)
-//   gemm_avx512.cpp  AVX-512VL's 32 ymm registers: strips of up to 16
-//                    (128 floats / 64 doubles), so a 128-wide layer is one
-//                    pass over B
+//   gemm_avx512.cpp  32 zmm registers: strips of up to 16 accumulators
+//                    (256 floats / 128 doubles), so a layer up to 256 wide
+//                    is one pass over B
 // Each column's sum is the same in both (fused multiply-adds over k in order
 // from zero, then the same write-back), so the ISAs agree bit for bit here.
 //
@@ -28,6 +28,7 @@ namespace row_kernel {
 struct RowF32 {
     using T = float;
     using V = __m256;
+    using Mask = __m256i;
     static constexpr index_t W = 8;
     static V zero() { return _mm256_setzero_ps(); }
     static V set1(T x) { return _mm256_set1_ps(x); }
@@ -47,6 +48,7 @@ struct RowF32 {
 struct RowF64 {
     using T = double;
     using V = __m256d;
+    using Mask = __m256i;
     static constexpr index_t W = 4;
     static V zero() { return _mm256_setzero_pd(); }
     static V set1(T x) { return _mm256_set1_pd(x); }
@@ -83,7 +85,7 @@ constexpr int kRowStrips = 4;
 // (Masked moves only for the partial vector: on Zen 4 a vmaskmovps store
 // costs far more than a plain one.)
 template <class R, int NV, bool MASKED>
-inline void write_back(const typename R::V* acc, __m256i tail, typename R::T alpha, typename R::T beta,
+inline void write_back(const typename R::V* acc, typename R::Mask tail, typename R::T alpha, typename R::T beta,
                        typename R::T* c, RowEpilogue<typename R::T> epi) {
     using V = typename R::V;
     const V va = R::set1(alpha), vb = R::set1(beta);
@@ -115,7 +117,7 @@ void row_pass(index_t w, index_t k, typename R::T alpha, const typename R::T* a,
               bool first, bool last, RowEpilogue<typename R::T> epi) {
     using V = typename R::V;
     constexpr index_t W = R::W;
-    const __m256i tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
+    const typename R::Mask tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
     V acc[NV];
     if (first)
 #pragma GCC unroll 16
@@ -194,7 +196,7 @@ void narrow_pass(index_t w, index_t k, typename R::T alpha, const typename R::T*
     using V = typename R::V;
     constexpr index_t W = R::W;
     constexpr int CH = NV == 1 ? 8 : NV == 2 ? 4 : NV <= 4 ? 2 : 1;
-    const __m256i tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
+    const typename R::Mask tail = MASKED ? R::tail(w - (NV - 1) * W) : R::all();
     V acc[CH][NV];
 #pragma GCC unroll 8
     for (int ch = 0; ch < CH; ++ch)
