@@ -82,42 +82,23 @@ struct ZmmF64 {
 
 // The row kernel's vectors (row_kernel_x86.h's RowF32/RowF64 in zmm registers;
 // the partial vector under a lane mask).
-struct RowZ32 {
-    using T = float;
-    using V = __m512;
-    using Mask = __mmask16;
-    static constexpr index_t W = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V set1(T x) { return _mm512_set1_ps(x); }
-    static V load(const T* p) { return _mm512_loadu_ps(p); }
-    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-    static V maskload(const T* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+// (max: maskz, as GCC 12 warns that _mm512_max_ps's undefined pass-through
+// may be used.)
+struct RowZ32 : ZmmF32 {
+    static V maskload(const T* p, Mask m) { return maskz_load(m, p); }
     static void maskstore(T* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-    // (maskz: GCC 12 warns that _mm512_max_ps's undefined pass-through may be used)
     static V max(V a, V b) { return _mm512_maskz_max_ps(all(), a, b); }
-    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-    static Mask all() { return static_cast<Mask>(0xffffu); }
-    static Mask tail(index_t r) { return static_cast<Mask>((1u << r) - 1u); }  // the first r lanes
+    static Mask all() { return first(W); }
+    static Mask tail(index_t r) { return first(r); }
 };
-struct RowZ64 {
-    using T = double;
-    using V = __m512d;
-    using Mask = __mmask8;
-    static constexpr index_t W = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V set1(T x) { return _mm512_set1_pd(x); }
-    static V load(const T* p) { return _mm512_loadu_pd(p); }
-    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-    static V maskload(const T* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+struct RowZ64 : ZmmF64 {
+    static V maskload(const T* p, Mask m) { return maskz_load(m, p); }
     static void maskstore(T* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
     static V add(V a, V b) { return _mm512_add_pd(a, b); }
-    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
     static V max(V a, V b) { return _mm512_maskz_max_pd(all(), a, b); }
-    static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    static Mask all() { return static_cast<Mask>(0xffu); }
-    static Mask tail(index_t r) { return static_cast<Mask>((1u << r) - 1u); }
+    static Mask all() { return first(W); }
+    static Mask tail(index_t r) { return first(r); }
 };
 
 // The short row tiles (1-5 rows) of a pair of micro-panels (ukr2), one zmm a
