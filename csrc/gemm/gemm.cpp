@@ -598,16 +598,16 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
         k_block_split(p, plan, kern, work);
         return;
     }
-    const bool rows_shared_b = threaded && plan.pack_b && tiles_m >= 8 && (plan.pack_a || p.n < p.m || tiles_n < 2);
+    const bool row_split_packed_b = threaded && plan.pack_b && tiles_m >= 8 && (plan.pack_a || p.n < p.m || tiles_n < 2);
     // Claims of at least 12 micro-panels of rows (72 float rows) keep each B
     // micro-panel reused a dozen times from L1 before the next.
     constexpr index_t kRowGrain = 12;
-    if (rows_shared_b && own_b_fits(plan, imin(kern.bs.nc, p.n), sizeof(T))) {
+    if (row_split_packed_b && own_b_fits(plan, imin(kern.bs.nc, p.n), sizeof(T))) {
         for (index_t jc = 0; jc < p.n; jc += kern.bs.nc)
             for (index_t pc = 0; pc < p.k; pc += plan.kc)
                 rows_own_b(p, plan, kern, work, kRowGrain, jc, imin(kern.bs.nc, p.n - jc), pc,
                            imin(plan.kc, p.k - pc));
-    } else if (rows_shared_b) {
+    } else if (row_split_packed_b) {
         for (index_t jc = 0; jc < p.n; jc += kern.bs.nc) {
             const index_t nc = imin(kern.bs.nc, p.n - jc);
             for (index_t pc = 0; pc < p.k; pc += plan.kc) {

@@ -81,7 +81,10 @@ template <> struct VecOf<double> { using type = VecF64; };
 // of 64 leaves 4 rows in every GEMM with m = 64). Rather than run the 6-row
 // kernel on a stack copy, these kernels keep R x 2 accumulators: the same
 // arithmetic per element (fused multiply-adds over k from zero, the same
-// write-back), so results do not depend on which tile computed a row.
+// write-back), so results do not depend on which tile computed a row. A row
+// of B is two vectors, at b and b + b2 (the two halves of a micro-panel's
+// row, or, for a pair of micro-panels in zmm vectors, one row of each); C's
+// are adjacent.
 template <class X, int R>
 void ukr_rows(index_t k, const typename X::T* a, const index_t* o, index_t a_cs, const typename X::T* b,
               index_t b_rs, index_t b2, typename X::T* c, index_t c_rs, typename X::T alpha, typename X::T beta) {
