@@ -146,6 +146,9 @@ int gemm_suite() {
     failures += check_gemm<T>(301, 517, 799, 0, 0, 0, 1.0, 0.0, seed++);
     failures += check_gemm<T>(301, 517, 799, 1, 1, 0, 1.0, 1.0, seed++);
     failures += check_gemm<T>(403, 389, 401, 0, 1, 0, -1.5, 0.25, seed++);
+    // A packed (n >= 768) from each layout: 301 = 50 panels of 6 and a row;
+    // k = 517, two k-blocks of 264 and 253 (the copies go 8 rows at a time).
+    for (int la = 0; la < 3; ++la) failures += check_gemm<T>(301, 803, 517, la, la == 1 ? 0 : 1, 0, 1.0, 0.0, seed++);
     failures += check_gemm<T>(3, 3301, 5, 0, 0, 0, 1.0, 0.0, seed++);
     failures += check_gemm<T>(3301, 3, 5, 1, 0, 1, 1.0, 1.0, seed++);
     failures += check_gemm<T>(64, 128, 784, 0, 0, 0, 1.0, 0.0, seed++);  // X W of an MNIST MLP

@@ -175,10 +175,11 @@ def test_layouts(isa, dtype, rng, la, lb, lc):
     (64, 128, 784),    # MNIST MLP: X W
     (64, 784, 128),    # G W^T (trans_b)
     (784, 128, 64),    # X^T G (trans_a)
+    (301, 803, 517),   # A packed (n >= 768), stored transposed: X^T G of a wide layer
 ])
 def test_large(isa, threads, dtype, rng, shape):
     m, n, k = shape
-    run_case(rng, dtype, m, n, k, trans_a=(m == 784), trans_b=(n == 784))
+    run_case(rng, dtype, m, n, k, trans_a=(m in (784, 301)), trans_b=(n == 784))
     run_case(rng, dtype, m, n, k, beta=1.0)
 
 
