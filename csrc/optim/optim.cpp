@@ -3,7 +3,7 @@
 // operations, with one exception: Adam's denominator multiplies sqrt(v) by
 // 1 / sqrt(1 - beta2^t) where PyTorch divides by sqrt(1 - beta2^t) (one more
 // rounding, of a per-step constant: a denominator within about an ulp of
-// PyTorch's, for a division less an element; see adam_t in optim_avx2.cpp).
+// PyTorch's, for a division less an element; see adam_t in optim_kernels_x86.h).
 // Per-step scalars are computed in double here (PyTorch computes them as
 // Python floats); the elementwise arithmetic runs in the parameter's type, like
 // PyTorch's CPU kernels:
@@ -17,7 +17,7 @@
 
 #include "activations/avx2_guard.h"
 #include "common/thread_pool.h"
-#include "optim/optim_avx2.h"
+#include "optim/optim_simd.h"
 #include "optim/optim_coeffs.h"
 
 namespace pb {
@@ -43,6 +43,7 @@ T lerp(T a, T b, T w) {
 
 template <typename T>
 void sgd_range(T* p, const T* grad, T* buf, index_t n, const SgdCoeffs& k) {
+    PB_IF_AVX512(avx512::sgd_range(p, grad, buf, n, k));
     PB_IF_AVX2(avx2::sgd_range(p, grad, buf, n, k));
     const T lr = T(k.lr), mom = T(k.momentum), damp1 = T(k.one_minus_dampening), wd = T(k.weight_decay);
     for (index_t i = 0; i < n; ++i) {
@@ -59,6 +60,7 @@ void sgd_range(T* p, const T* grad, T* buf, index_t n, const SgdCoeffs& k) {
 
 template <typename T>
 void adam_range(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, const AdamCoeffs& k) {
+    PB_IF_AVX512(avx512::adam_range(p, grad, m, v, vmax, n, k));
     PB_IF_AVX2(avx2::adam_range(p, grad, m, v, vmax, n, k));
     const T keep = T(k.lr_wd_keep), wd = T(k.weight_decay), w1 = T(k.w1), b2 = T(k.beta2),
             ob2 = T(k.one_minus_beta2), neg_ss = T(-k.step_size), inv_bc2 = T(k.inv_bc2_sqrt),
@@ -83,6 +85,7 @@ void adam_range(T* p, const T* grad, T* m, T* v, T* vmax, index_t n, const AdamC
 
 template <typename T>
 void rmsprop_range(T* p, const T* grad, T* sq, T* gavg, T* buf, index_t n, const RmspropCoeffs& k) {
+    PB_IF_AVX512(avx512::rmsprop_range(p, grad, sq, gavg, buf, n, k));
     PB_IF_AVX2(avx2::rmsprop_range(p, grad, sq, gavg, buf, n, k));
     const T lr = T(k.lr), a = T(k.alpha), oa = T(k.one_minus_alpha), eps = T(k.eps), wd = T(k.weight_decay),
             mom = T(k.momentum);

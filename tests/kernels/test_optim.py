@@ -142,6 +142,27 @@ def test_against_torch_optim(isa, dtype, kind, cfg, rng):
     np.testing.assert_allclose(got, tp.detach().numpy(), rtol=rtol, atol=atol)
 
 
+# The avx512 path runs the avx2 path's loops in zmm registers (optim_kernels_x86.h):
+# every lane, the vector body and the tail, gets the same bits on both.
+@pytest.mark.skipif("avx512" not in _core.supported_isas(), reason="this CPU has no AVX-512F/VL")
+@pytest.mark.parametrize("kind,cfg", CASES, ids=IDS)
+@pytest.mark.parametrize("n", [1, 15, 17, 1003])
+def test_avx512_path_equals_avx2_path(dtype, kind, cfg, n, rng):
+    p0 = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(4)]
+    before = _core.active_isa()
+    outs = []
+    try:
+        for isa in ("avx2", "avx512"):
+            _core._set_isa(isa)
+            outs.append(run_ours(kind, p0.copy(), grads, cfg))
+    finally:
+        _core._set_isa(before)
+    assert not np.array_equal(outs[0], p0)  # (the steps did something)
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    assert np.array_equal(outs[0].view(uint), outs[1].view(uint))
+
+
 def test_bit_identical_threads_and_state(isa, dtype, rng):
     n = 1_000_003
     p0 = rng.standard_normal(n).astype(dtype)
