@@ -487,6 +487,16 @@ inline bool own_b_fits(const Plan& plan, index_t nc, std::size_t elem) {
 // two threads, alternating, tagged by the measured handoff latency:
 //   B (784-256-128-10, Adam): near 703 -> 703 us, far 1097 -> 914 us
 //   A (784-128-10, SGD):      near 154 -> 150 us, far 237 -> 193 us
+// It is taken for C of up to kKSplitRows rows. Zen 5, workload C (batch 512:
+// its forward 512 x 1024 x 784 and 512 x 1024 x 1024, and the dX 512 x 1024
+// x 1024 with B transposed), switching in one process every window, 10
+// alternations, against the row split: the GEMMs alone 1.007, 1.022, 1.026;
+// C's compiled step 1.020 [0.993-1.068] and 1.033 [0.991-1.057] (the
+// forward's alone: 1.018). Each thread reads half of W, the half it updated
+// in the last step's dW, and packs only that, where the row split had both
+// threads pack all of it; the partial costs a pass over C.
+constexpr index_t kKSplitRows = 512;
+
 template <typename T>
 void k_block_split(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, double work) {
     T* partial = static_cast<T*>(tl_partial.get(sizeof(T) * static_cast<std::size_t>(p.m * p.n)));
@@ -590,15 +600,24 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     //   GEMMs whose A is packed take this path even when n >= m (A is then
     //   packed once in all, not once per thread).
     const bool threaded = get_num_threads() > 1 && work >= 2.0 * kMinWorkPerThread;
-    // A short C (at most 256 rows) over exactly two k-blocks: one k-block a
-    // thread (k_block_split). Only for C = A B, where the sum of the two
-    // blocks is the blocked path's own.
-    if (threaded && get_num_threads() == 2 && p.m <= 256 && ceil_div(p.k, plan.kc) == 2 && p.alpha == T(1) &&
+    // A short C (at most kKSplitRows rows) over exactly two k-blocks: one
+    // k-block a thread (k_block_split). Only for C = A B, where the sum of the
+    // two blocks is the blocked path's own.
+    if (threaded && get_num_threads() == 2 && p.m <= kKSplitRows && ceil_div(p.k, plan.kc) == 2 && p.alpha == T(1) &&
         p.beta == T(0) && p.cs_c == 1) {
         k_block_split(p, plan, kern, work);
         return;
     }
-    const bool row_split_packed_b = threaded && plan.pack_b && tiles_m >= 8 && (plan.pack_a || p.n < p.m || tiles_n < 2);
+    // A short k (k <= kShortK: a classifier head's dX, C = G W^T with 10
+    // classes) makes C's traffic, not the arithmetic, the cost: threads split
+    // rows, so each writes whole rows of C and the tile hook reads whole rows
+    // of what it needs (the layer below's g: BelowGrad in mlp_plan.cpp). The
+    // column split before it gave each thread 16 columns of every row, a
+    // 64-byte piece of every 4 KiB row. Zen 5, two threads, C's 512 x 1024 x
+    // 10 with its hook: 195 -> 143 us (the narrow dW after it 39-47 -> 52 us).
+    constexpr index_t kShortK = 32;
+    const bool row_split_packed_b = threaded && plan.pack_b && tiles_m >= 8 &&
+                                    (plan.pack_a || p.n < p.m || tiles_n < 2 || p.k <= kShortK);
     // Claims of at least 12 micro-panels of rows (72 float rows) keep each B
     // micro-panel reused a dozen times from L1 before the next.
     constexpr index_t kRowGrain = 12;

@@ -170,11 +170,12 @@ int determinism_suite() {
     // {m, n, k, layout of B}; m = 1 with a row-major B is the batch-1 row,
     // whose k-blocks are summed by different threads, and so are the two
     // k-blocks of a short C (k_block_split: 784 on the x86 paths, 500 on the
-    // generic one).
+    // generic one; up to 512 rows). k = 10 splits rows (a classifier head's dX).
     const index_t shapes[][4] = {{200, 390, 300, 1}, {200, 800, 700, 1}, {700, 40, 300, 1},
                                  {64, 784, 128, 1},  {1, 128, 784, 0},   {1, 700, 3000, 0},
                                  {128, 256, 784, 1}, {96, 70, 500, 1},   {300, 3100, 600, 1},
-                                 {832, 3100, 160, 1}, {832, 3100, 80, 1}};
+                                 {832, 3100, 160, 1}, {832, 3100, 80, 1}, {500, 1030, 784, 1},
+                                 {500, 1030, 10, 1}};
     for (const auto& s : shapes) {
         const index_t m = s[0], n = s[1], k = s[2];
         Rng rng(77);
