@@ -465,6 +465,8 @@ void rows_own_b(const Problem<T>& p, const Plan& plan, const Kernels<T>& kern, d
 // while the cores were far apart (a handoff over 80 ns: C's step 0.94x
 // there), as it cost 2.6% near. Larger blocks (E's 4096-wide layers: 6 MiB)
 // keep the shared path: E's step 1.004 [0.912-1.054] with them per thread.
+// (C's forward GEMMs and its dX have since moved to k_block_split; its dW
+// GEMMs, one k-block of 512, still come here.)
 inline bool own_b_fits(const Plan& plan, index_t nc, std::size_t elem) {
     return static_cast<double>(plan.kc) * static_cast<double>(nc) * static_cast<double>(elem) <= 2.0 * 1024 * 1024;
 }
@@ -612,7 +614,7 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // classes) makes C's traffic, not the arithmetic, the cost: threads split
     // rows, so each writes whole rows of C and the tile hook reads whole rows
     // of what it needs (the layer below's g: BelowGrad in mlp_plan.cpp). The
-    // column split before it gave each thread 16 columns of every row, a
+    // column split before it gave each task 16 columns of every row, a
     // 64-byte piece of every 4 KiB row. Zen 5, two threads, C's 512 x 1024 x
     // 10 with its hook: 195 -> 143 us (the narrow dW after it 39-47 -> 52 us).
     constexpr index_t kShortK = 32;
