@@ -616,7 +616,9 @@ void gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, in
     // of what it needs (the layer below's g: BelowGrad in mlp_plan.cpp). The
     // column split before it gave each task 16 columns of every row, a
     // 64-byte piece of every 4 KiB row. Zen 5, two threads, C's 512 x 1024 x
-    // 10 with its hook: 195 -> 143 us (the narrow dW after it 39-47 -> 52 us).
+    // 10 with its hook: 195 -> 143 us; the narrow dW after it 39-47 -> 52 us
+    // and the bias sum 45 -> 73 us (half its rows now on the other core):
+    // about 15 us a step net.
     constexpr index_t kShortK = 32;
     const bool row_split_packed_b = threaded && plan.pack_b && tiles_m >= 8 &&
                                     (plan.pack_a || p.n < p.m || tiles_n < 2 || p.k <= kShortK);
