@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <utility>
 
+#include "common/simd_zmm.h"
 #include "gemm/gemm_kernels.h"
 #include "gemm/macro_kernel_x86.h"
 #include "gemm/row_kernel_x86.h"
@@ -50,54 +51,19 @@ using macro_kernel::kNrD;
 using macro_kernel::kNrF;
 using macro_kernel::Macro;
 
-// A row of a microkernel tile: 16 floats or 8 doubles, one zmm register.
-struct ZmmF32 {
-    using T = float;
-    using V = __m512;
-    using Mask = __mmask16;
-    static constexpr index_t W = 16;
-    static Mask first(index_t n) { return static_cast<Mask>((1u << n) - 1u); }
-    static V maskz_load(Mask k, const T* p) { return _mm512_maskz_loadu_ps(k, p); }
-    static V zero() { return _mm512_setzero_ps(); }
-    static V set1(T x) { return _mm512_set1_ps(x); }
-    static V load(const T* p) { return _mm512_loadu_ps(p); }
-    static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-};
-struct ZmmF64 {
-    using T = double;
-    using V = __m512d;
-    using Mask = __mmask8;
-    static constexpr index_t W = 8;
-    static Mask first(index_t n) { return static_cast<Mask>((1u << n) - 1u); }
-    static V maskz_load(Mask k, const T* p) { return _mm512_maskz_loadu_pd(k, p); }
-    static V zero() { return _mm512_setzero_pd(); }
-    static V set1(T x) { return _mm512_set1_pd(x); }
-    static V load(const T* p) { return _mm512_loadu_pd(p); }
-    static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-    static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-};
+// A row of a microkernel tile is one zmm register: ZmmF32 / ZmmF64
+// (common/simd_zmm.h).
 
 // The row kernel's vectors (row_kernel_x86.h's RowF32/RowF64 in zmm registers;
 // the partial vector under a lane mask).
-// (max: maskz, as GCC 12 warns that _mm512_max_ps's undefined pass-through
-// may be used.)
 struct RowZ32 : ZmmF32 {
     static V maskload(const T* p, Mask m) { return maskz_load(m, p); }
     static void maskstore(T* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static V max(V a, V b) { return _mm512_maskz_max_ps(all(), a, b); }
-    static Mask all() { return first(W); }
     static Mask tail(index_t r) { return first(r); }
 };
 struct RowZ64 : ZmmF64 {
     static V maskload(const T* p, Mask m) { return maskz_load(m, p); }
     static void maskstore(T* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
-    static V add(V a, V b) { return _mm512_add_pd(a, b); }
-    static V max(V a, V b) { return _mm512_maskz_max_pd(all(), a, b); }
-    static Mask all() { return first(W); }
     static Mask tail(index_t r) { return first(r); }
 };
 
